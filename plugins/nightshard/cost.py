@@ -1,0 +1,70 @@
+"""Cost, pure: accelerator-hours from the workers' own timings times the price table.
+
+Queue wait (Kueue / DWS holding a pod) is reported apart and never billed: no node runs then.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SHIPPED_PRICES = Path(__file__).with_name("prices.json")
+
+
+class PriceError(ValueError):
+    """The price table has no entry for an accelerator or provisioning mode."""
+
+
+def load_price_table(override: str | None = None) -> dict[str, Any]:
+    return json.loads(Path(override or SHIPPED_PRICES).read_text())
+
+
+def hourly_price(table: dict[str, Any], accelerator: str, provisioning: str) -> float:
+    try:
+        return float(table["prices"][accelerator][provisioning])
+    except KeyError:
+        known = sorted(table["prices"])
+        raise PriceError(
+            f"no price for accelerator {accelerator!r} with provisioning {provisioning!r}; the table knows "
+            f"{known}. Set cost.accelerator / cost.provisioning, or add it to cost.prices_file"
+        ) from None
+
+
+def run_cost(
+    results: list[dict[str, Any]],
+    *,
+    accelerator: str,
+    provisioning: str,
+    accelerators_per_shard: int,
+    table: dict[str, Any],
+) -> dict[str, Any]:
+    """Per-shard and total cost; dollars per million records uses rows scored and quarantined."""
+    price = hourly_price(table, accelerator, provisioning)
+    shards = []
+    for result in results:
+        hours = result["wall_seconds"] * accelerators_per_shard / 3600
+        shards.append({
+            "shard_id": result["shard_id"],
+            "rows": result["rows_in"],
+            "accelerator_hours": hours,
+            "queue_wait_seconds": result.get("queue_wait_seconds", 0.0),
+            "cost": hours * price,
+        })
+    hours = sum(shard["accelerator_hours"] for shard in shards)
+    rows = sum(shard["rows"] for shard in shards)
+    total = hours * price
+    return {
+        "accelerator": accelerator,
+        "provisioning": provisioning,
+        "price_per_accelerator_hour": price,
+        "currency": table.get("currency", "USD"),
+        "price_source": table.get("source", ""),
+        "price_recorded": table.get("recorded", ""),
+        "accelerator_hours": hours,
+        "queue_wait_seconds": sum(shard["queue_wait_seconds"] for shard in shards),
+        "rows": rows,
+        "total_cost": total,
+        "cost_per_million_rows": total / rows * 1e6 if rows else 0.0,
+        "shards": shards,
+    }

@@ -1,0 +1,186 @@
+"""The DAG factory: one pipeline config file in, one DAG out.
+
+    wait >> plan >> infer (one task per shard) >> validate >> cost >> publish >> notify
+
+`cost` runs before `publish` so the manifest carries the run's cost; `publish` is the only task that
+makes anything visible to readers. Building a DAG reads the config and nothing else: no data, no
+network, no torch or pandas, so the dag-processor parses it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from typing import Any
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
+
+from nightshard import layout
+from nightshard.config import PipelineConfig, PipelineConfigError, config_files, load_pipeline_config
+from nightshard.operators.local_worker import LocalWorkerOperator
+from nightshard.operators.oncall_notifier import OnCallNotifier
+from nightshard.operators.partition_sensor import PartitionReadySensor
+from nightshard.run_parameters import build_params, run_parameters_from_context
+
+
+class BrokenPipelineConfigs(ValueError):
+    """One import error that lists every config that could not become a DAG."""
+
+
+@lru_cache(maxsize=1)
+def load_all_configs() -> tuple[tuple[PipelineConfig, ...], tuple[PipelineConfigError, ...]]:
+    configs, errors = [], []
+    for path in config_files():
+        try:
+            configs.append(load_pipeline_config(path))
+        except PipelineConfigError as error:
+            errors.append(error)
+    return tuple(configs), tuple(errors)
+
+
+def pipeline_dags() -> dict[str, DAG]:
+    """A DAG per valid config; broken configs are reported by `raise_for_broken_configs`."""
+    configs, _ = load_all_configs()
+    return {config.dag_id: build_pipeline_dag(config) for config in configs}
+
+
+def raise_for_broken_configs() -> None:
+    _, errors = load_all_configs()
+    if errors:
+        listing = "\n".join(f"- {error}" for error in errors)
+        raise BrokenPipelineConfigs(
+            f"{len(errors)} pipeline config(s) could not become DAGs (the other pipelines are unaffected):\n{listing}"
+        )
+
+
+def predictions_asset(config: PipelineConfig) -> Asset:
+    """Downstream DAGs schedule on this; each event's extra names the ds, version and manifest."""
+    return Asset(name=f"nightshard_{config.name}_predictions", uri=f"nightshard://{config.name}/predictions")
+
+
+def build_pipeline_dag(config: PipelineConfig) -> DAG:
+    document = config.document
+    input_settings = config.section("input")
+    notify_settings = config.section("notify")
+    schedule = document["schedule"]
+    asset = predictions_asset(config)
+    alert = OnCallNotifier(
+        pipeline=config.name,
+        outbox=layout.outbox_folder(config),
+        topic=notify_settings["oncall_topic"],
+        gcp_conn_id=notify_settings["gcp_conn_id"],
+    )
+    with DAG(
+        dag_id=config.dag_id,
+        description=document.get("description") or f"nightly batch inference: {config.name}",
+        doc_md=dag_documentation(config),
+        schedule=CronDataIntervalTimetable(schedule, timezone="UTC") if schedule else None,
+        start_date=dt.datetime.fromisoformat(document["start_date"]).replace(tzinfo=dt.timezone.utc),
+        catchup=document["catchup"],
+        max_active_runs=document["max_active_runs"],
+        tags=sorted({"nightshard", config.section("model")["handler"].split(":")[0], *document["tags"]}),
+        params=build_params(config),
+        default_args={
+            "owner": document["owner"],
+            "retries": document["retries"],
+            "retry_delay": dt.timedelta(seconds=document["retry_delay_seconds"]),
+            "on_failure_callback": alert,
+        },
+    ) as dag:
+        wait = PartitionReadySensor(
+            task_id="wait",
+            input_root=layout.input_root(config),
+            marker=input_settings["marker"],
+            wait_timeout_seconds=input_settings["wait_timeout_seconds"],
+            poke_interval_seconds=input_settings["poke_interval_seconds"],
+            retries=0,  # the timeout already is the patience; a retry would only double it
+        )
+
+        @task(multiple_outputs=True)
+        def plan(**context: Any) -> dict[str, Any]:
+            from nightshard.steps.plan import plan_run
+
+            run = run_parameters_from_context(config, context)
+            return plan_run(config, run, run_id=context["run_id"])
+
+        @task
+        def validate(plan: dict[str, Any], results: Any) -> dict[str, Any]:
+            from nightshard.steps.validate import validate_run
+
+            return validate_run(config, plan, list(results))
+
+        @task
+        def cost(plan: dict[str, Any], results: Any, validation: dict[str, Any]) -> dict[str, Any]:
+            from nightshard.steps.report_cost import cost_run
+
+            return cost_run(config, plan, list(results))
+
+        @task(outlets=[asset])
+        def publish(
+            plan: dict[str, Any], results: Any, validation: dict[str, Any], cost: dict[str, Any], **context: Any
+        ) -> dict[str, Any]:
+            from nightshard.steps.publish import publish_run
+
+            published = publish_run(config, plan, list(results), validation, cost)
+            context["outlet_events"][asset].extra = {
+                "ds": plan["ds"],
+                "model_version": plan["model_version"],
+                "output_uri": published["output_partition"],
+                "manifest_uri": published["manifest_uri"],
+            }
+            return published
+
+        @task
+        def notify(plan: dict[str, Any], published: dict[str, Any], cost: dict[str, Any]) -> dict[str, Any]:
+            from nightshard.steps.notify import notify_run
+
+            return notify_run(config, plan, published, cost)
+
+        planned = plan()
+        infer = build_infer(config, planned["shards"])
+        checked = validate(planned, infer.output)
+        priced = cost(planned, infer.output, checked)
+        published = publish(planned, infer.output, checked, priced)
+        notified = notify(planned, published, priced)
+
+        wait >> planned >> infer >> checked >> priced >> published >> notified
+    return dag
+
+
+def build_infer(config: PipelineConfig, tickets: Any) -> Any:
+    """One mapped task per shard, on the backend the config names."""
+    backend = config.section("backend")
+    if backend["kind"] == "gke":
+        from nightshard.gke.operator import map_shard_pods
+
+        return map_shard_pods(
+            tickets=tickets,
+            gke=backend.get("gke") or {},
+            pipeline=config.name,
+            model_version=config.section("model")["version"],
+        )
+    return LocalWorkerOperator.partial(task_id="infer").expand(ticket=tickets)
+
+
+def dag_documentation(config: PipelineConfig) -> str:
+    document = config.document
+    model = config.section("model")
+    return f"""\
+### {config.name}
+{document.get("description", "")}
+
+**Waits for** `{layout.input_root(config)}/ds=<date>/{config.section("input")["marker"]}`
+(deferred, up to {config.section("input")["wait_timeout_seconds"]} s).
+
+**Scores** every row with the `{model["handler"]}` handler, model version `{model["version"]}` by default
+(`model_version` param), in shards of about {config.section("sharding")["target_rows"]} rows on the
+`{config.section("backend")["kind"]}` backend.
+
+**Writes** `{layout.output_root(config)}/{config.name}/model_version=<v>/ds=<date>/`:
+`part-<shard>.parquet`, `_quarantine/`, `_manifest.json`, then `_SUCCESS` last. Reports under `_reports/`.
+
+**On failure** an alert with the shard, the cause and the next step goes to
+`{config.section("notify")["oncall_topic"] or layout.outbox_folder(config)}`.
+
+Config: `{config.source}`
+"""

@@ -1,0 +1,42 @@
+"""Delivering messages: always to the local outbox, and to Pub/Sub when a topic is configured."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from nightshard import storage
+from nightshard.messages import outbox_file_name
+
+log = logging.getLogger(__name__)
+
+
+def deliver(message: dict[str, Any], *, outbox: str, topic: str | None, gcp_conn_id: str) -> dict[str, Any]:
+    """Write the message to the outbox; publish it to `projects/<p>/topics/<t>` when given."""
+    path = storage.join(outbox, outbox_file_name(message))
+    storage.write_json_atomic(path, message)
+    receipt: dict[str, Any] = {"outbox_file": path, "pubsub_message_ids": []}
+    if topic:
+        receipt["pubsub_message_ids"] = publish_to_pubsub(message, topic=topic, gcp_conn_id=gcp_conn_id)
+    log.info("message %s delivered: %s", message["schema"], receipt)
+    return receipt
+
+
+def publish_to_pubsub(message: dict[str, Any], *, topic: str, gcp_conn_id: str) -> list[str]:
+    from airflow.providers.google.cloud.hooks.pubsub import PubSubHook
+
+    project_id, topic_id = parse_topic(topic)
+    attributes = {"schema": message["schema"], "pipeline": message["pipeline"], "ds": message.get("ds") or ""}
+    return PubSubHook(gcp_conn_id=gcp_conn_id).publish(
+        project_id=project_id,
+        topic=topic_id,
+        messages=[{"data": json.dumps(message, sort_keys=True).encode(), "attributes": attributes}],
+    )
+
+
+def parse_topic(topic: str) -> tuple[str, str]:
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[0] != "projects" or parts[2] != "topics" or not parts[1] or not parts[3]:
+        raise ValueError(f"Pub/Sub topic {topic!r} must look like projects/<project>/topics/<topic>")
+    return parts[1], parts[3]

@@ -1,0 +1,1 @@
+"""Operators, sensors and triggers of the pipeline DAGs."""

@@ -1,0 +1,54 @@
+"""The failure callback of every pipeline task: an alert with shard, cause and next step for on-call."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+from nightshard.delivery import deliver
+from nightshard.messages import alert_message
+
+log = logging.getLogger(__name__)
+
+
+class OnCallNotifier(BaseNotifier):
+    """Sends `nightshard.alert.v1` to the on-call topic, or to the local outbox."""
+
+    template_fields = ()
+
+    def __init__(self, *, pipeline: str, outbox: str, topic: str | None, gcp_conn_id: str):
+        super().__init__()
+        self.pipeline = pipeline
+        self.outbox = outbox
+        self.topic = topic
+        self.gcp_conn_id = gcp_conn_id
+
+    def notify(self, context: Any) -> None:
+        ti = context["ti"]
+        ticket = _ticket_of(context)
+        params = context.get("params") or {}
+        logical_date = context.get("logical_date")
+        ds = params.get("ds") or (logical_date.strftime("%Y-%m-%d") if logical_date else None)
+        message = alert_message(
+            pipeline=self.pipeline,
+            dag_id=ti.dag_id,
+            ds=ds,
+            run_id=ti.run_id,
+            task=ti.task_id,
+            shard=ticket.get("shard_id") if ticket else None,
+            try_number=int(ti.try_number or 0),
+            cause=str(context.get("exception") or "unknown: see the task log"),
+            log_url=getattr(ti, "log_url", None),
+        )
+        try:
+            deliver(message, outbox=self.outbox, topic=self.topic, gcp_conn_id=self.gcp_conn_id)
+        except Exception:  # an alert that cannot be sent must not hide the task's own failure
+            log.exception("could not deliver the on-call alert %s", message)
+
+
+def _ticket_of(context: Any) -> dict[str, Any] | None:
+    task = context.get("task")
+    ticket = getattr(task, "ticket", None)
+    return ticket if isinstance(ticket, dict) else None

@@ -1,0 +1,37 @@
+"""`cost`: price the run from the workers' timings and write cost_report.json beside the run's reports."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nightshard import layout, storage
+from nightshard.config import PipelineConfig, expand_environment
+from nightshard.cost import load_price_table, run_cost
+
+log = logging.getLogger(__name__)
+
+
+def cost_run(config: PipelineConfig, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    settings = config.section("cost")
+    prices_file = settings.get("prices_file")
+    backend = config.section("backend")
+    accelerators = (backend.get("gke") or {}).get("gpus_per_pod", 1) if backend["kind"] == "gke" else 1
+    report = run_cost(
+        results,
+        accelerator=settings["accelerator"],
+        provisioning=settings["provisioning"],
+        accelerators_per_shard=accelerators,
+        table=load_price_table(expand_environment(prices_file) if prices_file else None),
+    )
+    report.update({"pipeline": plan["pipeline"], "ds": plan["ds"], "model_version": plan["model_version"],
+                   "run_id": plan["run_id"]})
+    folder = layout.reports_folder(config, plan["model_version"], plan["ds"])
+    report_uri = storage.join(folder, "cost_report.json")
+    storage.write_json_atomic(report_uri, report)
+    log.info(
+        "cost of %s ds=%s: %.4f %s for %.4f %s-hours (%s), %.4f per million rows; report %s",
+        plan["pipeline"], plan["ds"], report["total_cost"], report["currency"], report["accelerator_hours"],
+        report["accelerator"], report["provisioning"], report["cost_per_million_rows"], report_uri,
+    )
+    return {**report, "report_uri": report_uri}

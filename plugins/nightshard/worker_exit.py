@@ -1,0 +1,45 @@
+"""What a worker's exit code means for on-call: the cause and the next step, in one place."""
+
+from __future__ import annotations
+
+from nightshard_worker.contract import (
+    EXIT_BAD_SPEC,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PREEMPTED,
+    EXIT_TOO_MANY_BAD_ROWS,
+)
+
+_EXPLANATIONS = {
+    EXIT_OK: ("succeeded", "nothing to do"),
+    EXIT_FAILED: (
+        "the worker crashed",
+        "read the traceback above in this log; reproduce with `nightshard-worker run --spec <spec_uri>`",
+    ),
+    EXIT_BAD_SPEC: (
+        "the input or the spec does not fit the model",
+        "read the error above (it names file and column), fix the upstream data or the pipeline config, "
+        "then clear this task",
+    ),
+    EXIT_TOO_MANY_BAD_ROWS: (
+        "too many rows were quarantined",
+        "open the quarantine file named above to see the reasons; fix the upstream data, or raise "
+        "validation.max_bad_row_fraction_per_shard if they are expected",
+    ),
+    EXIT_PREEMPTED: (
+        "the worker was stopped (SIGTERM, e.g. preemption) after committing its progress",
+        "nothing: the retry resumes after the last committed chunk; clear the task if retries ran out",
+    ),
+}
+
+
+def explain_exit(code: int) -> tuple[str, str]:
+    """(cause, next step) for a worker exit code; signals show as negative codes."""
+    if code in _EXPLANATIONS:
+        return _EXPLANATIONS[code]
+    if code < 0 or code in (137, 143):
+        return (
+            f"the worker was killed (exit {code})",
+            "check memory limits and the node's events; the retry resumes from the last checkpoint",
+        )
+    return (f"the worker exited with code {code}", _EXPLANATIONS[EXIT_FAILED][1])

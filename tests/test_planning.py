@@ -1,0 +1,87 @@
+"""Planner: shards are balanced by rows, cut on row-group boundaries, deterministic, stable ids."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nightshard.planning import FileFooter, PlanError, check_schema, cut_shards, read_footers, shard_id
+
+
+def footer(path: str, *row_groups: int, columns: dict[str, str] | None = None) -> FileFooter:
+    return FileFooter(path=path, size_bytes=1, row_group_rows=tuple(row_groups), columns=columns or {"id": "int64"})
+
+
+@pytest.mark.parametrize(
+    ("row_groups", "target", "expected_rows"),
+    [
+        ([[100, 100], [100, 100]], 200, [200, 200]),
+        ([[100, 100], [100, 100]], 1000, [400]),
+        ([[100, 100], [100, 100]], 1, [100, 100, 100, 100]),  # never below one row group
+        ([[300, 10, 10, 10], [10, 10, 50]], 200, [300, 100]),  # uneven groups: closest boundary
+        ([[50] * 10], 200, [150, 200, 150]),  # 500 rows / 3 shards ~ 167 each
+        ([[0, 100], [0]], 100, [100]),  # empty row groups and files carry no work
+    ],
+)
+def test_cut_shards_balances_rows_on_row_group_boundaries(row_groups, target, expected_rows):
+    footers = [footer(f"/p/part-{i}.parquet", *groups) for i, groups in enumerate(row_groups)]
+    shards = cut_shards(footers, target)
+    assert [s.rows for s in shards] == expected_rows
+    covered = [(s.path, g) for shard in shards for s in shard.slices for g in s.row_groups]
+    expected = [(f.path, g) for f in footers for g, rows in enumerate(f.row_group_rows) if rows]
+    assert covered == expected  # every non-empty row group exactly once, in file order
+
+
+def test_cut_shards_is_independent_of_listing_order():
+    footers = [footer("/p/b.parquet", 10, 10), footer("/p/a.parquet", 10)]
+    assert cut_shards(footers, 15) == cut_shards(list(reversed(footers)), 15)
+
+
+def test_cut_shards_of_an_empty_partition_is_empty():
+    assert cut_shards([footer("/p/a.parquet", 0)], 10) == []
+
+
+def test_shard_id_is_stable_and_depends_on_content():
+    shards = cut_shards([footer("/data/ds=1/a.parquet", 10, 10)], 10)
+    first = shard_id(shards[0], pipeline="p", ds="2026-11-22", model_version="v1", partition_uri="/data/ds=1")
+    again = shard_id(shards[0], pipeline="p", ds="2026-11-22", model_version="v1", partition_uri="/data/ds=1")
+    other_version = shard_id(shards[0], pipeline="p", ds="2026-11-22", model_version="v2", partition_uri="/data/ds=1")
+    assert first == again
+    assert first != other_version
+    assert first.startswith("00000-")
+
+
+def test_check_schema_names_file_and_missing_column():
+    footers = [footer("/p/a.parquet", 10, columns={"id": "int64", "x": "double"})]
+    with pytest.raises(PlanError, match=r"/p/a.parquet: column 'y' is missing"):
+        check_schema(footers, {"x": "numeric", "y": "numeric"}, "id")
+
+
+def test_check_schema_names_wrong_type():
+    footers = [footer("/p/a.parquet", 10, columns={"id": "int64", "text": "int32"})]
+    with pytest.raises(PlanError, match=r"column 'text' has type int32, the model needs a string column"):
+        check_schema(footers, {"text": "string"}, "id")
+
+
+def test_extra_and_reordered_columns_are_accepted():
+    footers = [footer("/p/a.parquet", 10, columns={"extra": "string", "x": "float", "id": "int64"})]
+    check_schema(footers, {"x": "numeric"}, "id")
+
+
+def test_read_footers_reads_row_groups_and_skips_hidden_files(tmp_path):
+    table = pa.table({"id": list(range(25)), "x": [1.0] * 25})
+    pq.write_table(table, tmp_path / "part-0.parquet", row_group_size=10)
+    (tmp_path / "_SUCCESS").write_text("")
+    (tmp_path / ".part-0.parquet.crc").write_text("")
+    [only] = read_footers(str(tmp_path))
+    assert only.row_group_rows == (10, 10, 5)
+    assert only.columns == {"id": "int64", "x": "double"}
+
+
+def test_read_footers_reports_a_truncated_file(tmp_path):
+    pq.write_table(pa.table({"id": list(range(100))}), tmp_path / "part-0.parquet")
+    data = (tmp_path / "part-0.parquet").read_bytes()
+    (tmp_path / "part-0.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(PlanError, match=r"part-0.parquet: cannot read the Parquet footer .* truncated"):
+        read_footers(str(tmp_path))

@@ -1,0 +1,1 @@
+"""nightshard worker: scores one shard. Importing this package loads no torch."""
