@@ -10,7 +10,6 @@ network, no torch or pandas, so the dag-processor parses it in milliseconds.
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
@@ -27,7 +26,10 @@ class BrokenPipelineConfigs(ValueError):
     """One import error that lists every config that could not become a DAG."""
 
 
-@lru_cache(maxsize=1)
+# Not cached on purpose: the dag-processor re-parses in a long-lived process, and an edited config
+# must show up on the next parse.
+
+
 def load_all_configs() -> tuple[tuple[PipelineConfig, ...], tuple[PipelineConfigError, ...]]:
     configs, errors = [], []
     for path in config_files():
@@ -96,12 +98,15 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
             retries=0,  # the timeout already is the patience; a retry would only double it
         )
 
-        @task(multiple_outputs=True)
-        def plan(**context: Any) -> dict[str, Any]:
+        @task
+        def plan(**context: Any) -> list[dict[str, Any]]:
+            """Returns the shard tickets infer maps over; the whole plan goes to XCom key 'plan'."""
             from nightshard.steps.plan import plan_run
 
             run = run_parameters_from_context(config, context)
-            return plan_run(config, run, run_id=context["run_id"])
+            document = plan_run(config, run, run_id=context["run_id"])
+            context["ti"].xcom_push(key="plan", value=document)
+            return document["shards"]
 
         @task
         def validate(plan: dict[str, Any], results: Any) -> dict[str, Any]:
@@ -136,14 +141,15 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
 
             return notify_run(config, plan, published, cost)
 
-        planned = plan()
-        infer = build_infer(config, planned["shards"])
-        checked = validate(planned, infer.output)
-        priced = cost(planned, infer.output, checked)
-        published = publish(planned, infer.output, checked, priced)
-        notified = notify(planned, published, priced)
+        tickets = plan()
+        the_plan = tickets["plan"]
+        infer = build_infer(config, tickets)
+        checked = validate(the_plan, infer.output)
+        priced = cost(the_plan, infer.output, checked)
+        published = publish(the_plan, infer.output, checked, priced)
+        notified = notify(the_plan, published, priced)
 
-        wait >> planned >> infer >> checked >> priced >> published >> notified
+        wait >> tickets >> infer >> checked >> priced >> published >> notified
     return dag
 
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the pinned environment into .venv (Python 3.11) and the project's tools. Idempotent: a
+# second run with an unchanged lock file only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3.11}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.nightshard-lock-$(sha256sum requirements.lock worker/pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade "pip==24.3.1"
+  # torch==2.13.0 is pinned in the lock: pip takes the CPU build from this machine's wheel cache.
+  .venv/bin/python -m pip install --quiet -r requirements.lock
+  .venv/bin/python -m pip install --quiet --no-deps -e worker
+  rm -f .venv/.nightshard-lock-*
+  touch "$stamp"
+fi
+if [ -f scripts/install-tools.sh ]; then
+  bash scripts/install-tools.sh
+fi

@@ -1,0 +1,45 @@
+"""A real GCS API on loopback: PyPI's gcp-storage-emulator, started and stopped by the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gcs_emulator(log_path: Path) -> Iterator[str]:
+    port = free_port()
+    executable = Path(sys.executable).with_name("gcp-storage-emulator")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [str(executable), "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1)
+                break
+            except OSError:
+                if time.time() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"GCS emulator did not start; see {log_path}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

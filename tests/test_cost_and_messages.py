@@ -1,0 +1,62 @@
+"""Cost is accelerator-hours times the price table; messages follow their published schemas."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+from nightshard.cost import PriceError, load_price_table, run_cost
+from nightshard.messages import ALERT_SCHEMA, COMPLETION_SCHEMA, alert_message, completion_message, load_schema
+
+
+def results(*seconds_and_rows):
+    return [{"shard_id": f"s{i}", "wall_seconds": s, "rows_in": r} for i, (s, r) in enumerate(seconds_and_rows)]
+
+
+def test_cost_is_accelerator_hours_times_price_and_queue_wait_is_free():
+    table = {"prices": {"nvidia-h100-80gb": {"spot": 4.0}}, "currency": "USD"}
+    shards = results((1800, 500_000), (1800, 500_000))
+    shards[0]["queue_wait_seconds"] = 7200
+    report = run_cost(shards, accelerator="nvidia-h100-80gb", provisioning="spot", accelerators_per_shard=2,
+                      table=table)
+    assert report["accelerator_hours"] == pytest.approx(2.0)
+    assert report["total_cost"] == pytest.approx(8.0)
+    assert report["cost_per_million_rows"] == pytest.approx(8.0)
+    assert report["queue_wait_seconds"] == 7200
+    assert [s["cost"] for s in report["shards"]] == pytest.approx([4.0, 4.0])
+
+
+def test_shipped_price_table_covers_every_accelerator_and_mode():
+    table = load_price_table()
+    assert table["source"] and table["recorded"]
+    for accelerator in ["nvidia-h100-80gb", "nvidia-h200-141gb", "nvidia-b200", "nvidia-a100-80gb",
+                        "nvidia-l4", "nvidia-tesla-t4"]:
+        assert set(table["prices"][accelerator]) == {"on-demand", "spot", "flex-start", "queued"}
+        assert table["prices"][accelerator]["spot"] < table["prices"][accelerator]["on-demand"]
+
+
+def test_unknown_accelerator_says_what_the_table_knows():
+    with pytest.raises(PriceError, match="no price for accelerator 'tpu'"):
+        run_cost(results((1, 1)), accelerator="tpu", provisioning="spot", accelerators_per_shard=1,
+                 table=load_price_table())
+
+
+def test_completion_message_matches_its_schema():
+    plan = {"pipeline": "p", "ds": "2026-11-22", "model_version": "v1", "run_id": "scheduled__x"}
+    published = {"output_partition": "gs://b/p/ds=2026-11-22", "manifest_uri": "gs://b/p/ds=2026-11-22/_manifest.json",
+                 "rows": {"output": 10, "quarantined": 1}}
+    cost = {"total_cost": 1.5, "currency": "USD", "cost_per_million_rows": 150000.0, "accelerator_hours": 0.1}
+    message = completion_message(plan, published, cost)
+    jsonschema.validate(message, load_schema(COMPLETION_SCHEMA), format_checker=jsonschema.FormatChecker())
+    broken = {**message, "rows": -1}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, load_schema(COMPLETION_SCHEMA))
+
+
+def test_alert_takes_the_next_step_from_the_error():
+    message = alert_message(pipeline="p", dag_id="nightshard_p", ds="2026-11-22", run_id="r", task="infer",
+                            shard="00001-abcd", try_number=3,
+                            cause="shard 00001-abcd failed: crashed. Next step: read the traceback", log_url=None)
+    jsonschema.validate(message, load_schema(ALERT_SCHEMA))
+    assert message["next_step"] == "read the traceback"
+    assert message["shard"] == "00001-abcd"

@@ -1,0 +1,60 @@
+"""Run params: the trigger form's schema and the task-side check reject the same bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from nightshard.config import load_pipeline_config
+from nightshard.run_parameters import RunParameterError, build_params, resolve_run_parameters
+
+CONFIG = load_pipeline_config(Path(__file__).resolve().parents[1] / "dags" / "pipelines" / "tabular_risk.yaml")
+LOGICAL = dt.datetime(2026, 11, 22, 3, tzinfo=dt.timezone.utc)
+
+BAD_PARAMS = [
+    {"ds": "../../etc"},
+    {"ds": "2026-13-40"},
+    {"ds": "2026-11-22; rm -rf /"},
+    {"model_version": "v1;reboot"},
+    {"model_version": "../v1"},
+    {"model_version": "$(id)"},
+    {"shard_rows": 0},
+    {"shard_rows": "many"},
+    {"reprocess": "everything"},
+]
+
+
+def test_defaults_take_the_logical_date_and_the_config():
+    run = resolve_run_parameters(CONFIG, {}, LOGICAL)
+    assert (run.ds, run.model_version, run.shard_rows, run.reprocess, run.dry_run) == (
+        "2026-11-22", "v1", 40000, "missing", False)
+
+
+def test_params_override_the_defaults():
+    run = resolve_run_parameters(
+        CONFIG, {"ds": "2026-11-20", "model_version": "v2", "shard_rows": 5, "reprocess": "all", "dry_run": True},
+        LOGICAL)
+    assert (run.ds, run.model_version, run.shard_rows, run.reprocess, run.dry_run) == (
+        "2026-11-20", "v2", 5, "all", True)
+
+
+@pytest.mark.parametrize("bad", BAD_PARAMS, ids=lambda b: repr(b))
+def test_task_side_check_rejects_bad_params(bad):
+    with pytest.raises(RunParameterError):
+        resolve_run_parameters(CONFIG, bad, LOGICAL)
+
+
+@pytest.mark.parametrize("bad", [b for b in BAD_PARAMS if b != {"ds": "2026-13-40"}], ids=lambda b: repr(b))
+def test_trigger_form_schema_rejects_bad_params(bad):
+    [(name, value)] = bad.items()
+    schema = build_params(CONFIG)[name].schema
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(value, schema)
+
+
+def test_a_run_without_logical_date_needs_a_ds():
+    with pytest.raises(RunParameterError, match="set ds=YYYY-MM-DD"):
+        resolve_run_parameters(CONFIG, {}, None)
