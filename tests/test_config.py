@@ -79,3 +79,10 @@ def test_shipped_demo_configs_are_valid():
     folder = Path(__file__).resolve().parents[1] / "dags" / "pipelines"
     names = sorted(load_pipeline_config(path).name for path in folder.glob("*.yaml"))
     assert names == ["tabular_risk", "text_embeddings"]
+
+
+def test_readme_config_reference_is_current():
+    from nightshard.readme_reference import README, with_reference
+
+    text = README.read_text()
+    assert text == with_reference(text), "run: PYTHONPATH=plugins python -m nightshard.readme_reference"
