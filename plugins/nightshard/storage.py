@@ -100,6 +100,13 @@ def remove(uri: str, recursive: bool = False) -> None:
         fs.rm(path, recursive=recursive)
 
 
+def remove_if_empty(uri: str) -> None:
+    """Drop a local folder left empty; object stores have no empty folders to drop."""
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem) and os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+
+
 def move(source_uri: str, target_uri: str) -> None:
     fs, source = filesystem(source_uri)
     _, target = filesystem(target_uri)

@@ -51,6 +51,7 @@ def publish_run(
     else:
         _publish_in_place(final, staged, manifest)
     storage.remove(plan["staging"], recursive=True)
+    storage.remove_if_empty(posixpath.dirname(plan["staging"].rstrip("/")))
     manifest_uri = storage.join(final, layout.MANIFEST_FILE)
     log.info(
         "published %s: %s rows in %s files, %s quarantined; manifest %s",

@@ -1,0 +1,211 @@
+"""`infer` on the GKE backend: one Kueue-admitted GPU pod per shard, watched from the triggerer.
+
+`ShardPodOperator` is a KubernetesPodOperator whose pod comes from `build_worker_pod`; it adds what
+the plain operator does not know about a shard: a committed shard needs no pod, a pod may queue for
+hours in Kueue before it is scheduled, the exit code has a meaning, and the task's XCom is the
+ShardResult the worker wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import fsspec
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk.exceptions import AirflowException
+from kubernetes.client.exceptions import ApiException
+
+from nightshard.gke.pod_builder import CONTAINER_NAME, build_worker_pod
+from nightshard.gke.settings import GkeSettings
+from nightshard.worker_exit import explain_exit
+
+SCHEDULED_RUN_TYPE = "scheduled"
+
+
+class ShardFailed(AirflowException):
+    """A shard's pod failed, or never started; the message names shard, pod, cause and next step."""
+
+
+def priority_for_run_type(run_type: Any) -> str:
+    """Scheduled runs are "nightly"; backfills, manual and asset-triggered runs are "backfill"."""
+    value = getattr(run_type, "value", run_type)
+    return "nightly" if str(value) == SCHEDULED_RUN_TYPE else "backfill"
+
+
+def read_shard_result(result_uri: str) -> dict[str, Any]:
+    """The ShardResult JSON the worker wrote at `result_uri` (gs://, file://, or a path)."""
+    with fsspec.open(result_uri, "r", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+class ShardPodOperator(KubernetesPodOperator):
+    """Runs one shard ticket as a GPU pod on GKE and returns the worker's ShardResult as XCom."""
+
+    template_fields = (*KubernetesPodOperator.template_fields, "ticket", "gke", "pipeline", "model_version")
+    ui_color = "#e3ecfa"
+
+    def __init__(
+        self,
+        *,
+        ticket: Mapping[str, Any],
+        gke: Mapping[str, Any],
+        pipeline: str,
+        model_version: str,
+        **kwargs: Any,
+    ) -> None:
+        settings = GkeSettings.from_config(gke)
+        defaults: dict[str, Any] = {
+            "kubernetes_conn_id": settings.kubernetes_conn_id,
+            "namespace": settings.namespace,
+            "deferrable": True,
+            # Reattach to the running pod after a worker or triggerer restart instead of starting a
+            # second one (`durable` is the Airflow 3.3 name of reattach_on_restart).
+            "durable": True,
+            # A Kueue-gated pod is unscheduled until admitted: that wait is bounded by the queue
+            # timeout (hours); only the time from scheduled to running is the startup timeout.
+            "schedule_timeout_seconds": settings.queue_timeout_seconds,
+            "startup_timeout_seconds": settings.startup_timeout_seconds,
+            "startup_check_interval_seconds": min(30, settings.poll_interval_seconds),
+            "poll_interval": settings.poll_interval_seconds,
+            "get_logs": True,
+            # Failed pods stay for on-call (nightshard_pod_cleanup deletes them after the TTL).
+            "on_finish_action": "delete_succeeded_pod",
+            "on_kill_action": "delete_pod",
+            # On kill the pod gets SIGTERM and this long to commit progress before SIGKILL.
+            "termination_grace_period": settings.termination_grace_period_seconds,
+            "random_name_suffix": False,  # build_worker_pod names are unique per shard and try
+            "log_events_on_failure": True,
+            "do_xcom_push": False,  # the XCom is the ShardResult read from result_uri
+        }
+        super().__init__(**{**defaults, **kwargs})
+        self.ticket = ticket
+        self.gke = gke
+        self.pipeline = pipeline
+        self.model_version = model_version
+        self.settings = settings
+
+    def execute(self, context: Any) -> Any:
+        ticket = self.ticket
+        if ticket.get("already_committed"):
+            self.log.info(
+                "shard %s was committed by an earlier run: no pod, reusing %s",
+                ticket["shard_id"],
+                ticket["result_uri"],
+            )
+            return read_shard_result(ticket["result_uri"])
+        if self.settings.pods_per_shard > 1:
+            raise ShardFailed(
+                f"backend.gke.pods_per_shard={self.settings.pods_per_shard}: ShardPodOperator launches one "
+                "pod per shard, and a Kueue pod group would wait for pods that never come. Set it to 1."
+            )
+        priority = priority_for_run_type(context["dag_run"].run_type)
+        self.full_pod_spec = build_worker_pod(
+            self.settings,
+            ticket,
+            pipeline=self.pipeline,
+            run_id=context["run_id"],
+            ds=context["ds"],
+            model_version=self.model_version,
+            priority=priority,
+            try_number=context["ti"].try_number,
+        )
+        self.log.info(
+            "shard %s (%s rows): pod %s/%s, queue %s, priority %s, find it with: "
+            "kubectl get pods -n %s -l nightshard.io/shard=%s",
+            ticket["shard_id"],
+            ticket.get("rows"),
+            self.settings.namespace,
+            self.full_pod_spec.metadata.name,
+            self.settings.local_queue,
+            priority,
+            self.settings.namespace,
+            self.full_pod_spec.metadata.labels["nightshard.io/shard"],
+        )
+        return super().execute(context)
+
+    def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
+        """Back from the triggerer: fail with the shard's cause and next step, or return its result."""
+        shard = self.ticket["shard_id"]
+        if event.get("status") == "timeout":
+            self._delete_unstarted_pod(event)
+            raise ShardFailed(
+                f"shard {shard}: pod {event.get('namespace')}/{event.get('name')} did not start in time: "
+                f"{event.get('message')} Queue timeout is {self.settings.queue_timeout_seconds} s "
+                f"(backend.gke.queue_timeout_seconds), startup timeout {self.settings.startup_timeout_seconds} s. "
+                f"Next step: `kubectl get workloads -n {self.settings.namespace}` and "
+                f"`kubectl describe clusterqueue` to see whether LocalQueue {self.settings.local_queue!r} "
+                "has GPU quota, and the pod's events for node provisioning. The unstarted pod was deleted."
+            )
+        try:
+            super().trigger_reentry(context, event)
+        except AirflowException as error:
+            raise ShardFailed(self._failure_message(event, error)) from error
+        result = read_shard_result(self.ticket["result_uri"])
+        self.log.info(
+            "shard %s: %s, rows in %s, out %s, quarantined %s",
+            shard,
+            result.get("status"),
+            result.get("rows_in"),
+            result.get("rows_out"),
+            result.get("rows_quarantined"),
+        )
+        return result
+
+    # The name the deferral protocol of other operators uses; both routes land in trigger_reentry.
+    execute_complete = trigger_reentry
+
+    def _failure_message(self, event: Mapping[str, Any], error: Exception) -> str:
+        shard = self.ticket["shard_id"]
+        pod_ref = f"{event.get('namespace')}/{event.get('name')}"
+        code = _exit_code(self.pod)
+        if code is None:
+            return (
+                f"shard {shard}: pod {pod_ref} failed before the worker reported an exit code: {error}. "
+                f"Next step: `kubectl describe pod -n {event.get('namespace')} {event.get('name')}`."
+            )
+        cause, next_step = explain_exit(code)
+        return (
+            f"shard {shard} failed: {cause} (exit {code}) in pod {pod_ref}, kept for on-call. "
+            f"Next step: {next_step}. Spec: {self.ticket['spec_uri']}"
+        )
+
+    def _delete_unstarted_pod(self, event: Mapping[str, Any]) -> None:
+        # A pod still queued in Kueue would otherwise be admitted later and run unwatched.
+        try:
+            self.client.delete_namespaced_pod(
+                name=event["name"],
+                namespace=event["namespace"],
+                grace_period_seconds=self.settings.termination_grace_period_seconds,
+            )
+            self.log.info("deleted unstarted pod %s/%s", event["namespace"], event["name"])
+        except ApiException as error:
+            if error.status != 404:
+                self.log.warning("could not delete unstarted pod %s: %s", event["name"], error.reason)
+
+
+def _exit_code(pod: Any) -> int | None:
+    statuses = (pod.status.container_statuses if pod is not None and pod.status else None) or []
+    for status in statuses:
+        if status.name == CONTAINER_NAME and status.state and status.state.terminated:
+            return status.state.terminated.exit_code
+    return None
+
+
+def map_shard_pods(
+    *,
+    tickets: Any,
+    gke: Mapping[str, Any],
+    pipeline: str,
+    model_version: str,
+    **operator_kwargs: Any,
+) -> Any:
+    """`infer`: one ShardPodOperator per shard ticket (dynamic task mapping)."""
+    GkeSettings.from_config(gke)  # fail at DAG parse time, not at 2 a.m. in the first shard
+    operator_kwargs.setdefault("task_id", "infer")
+    return ShardPodOperator.partial(
+        gke=dict(gke),
+        pipeline=pipeline,
+        model_version=model_version,
+        **operator_kwargs,
+    ).expand(ticket=tickets)
