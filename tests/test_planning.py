@@ -85,3 +85,35 @@ def test_read_footers_reports_a_truncated_file(tmp_path):
     (tmp_path / "part-0.parquet").write_bytes(data[: len(data) // 2])
     with pytest.raises(PlanError, match=r"part-0.parquet: cannot read the Parquet footer .* truncated"):
         read_footers(str(tmp_path))
+
+
+def write_ids(folder, name, ids):
+    pq.write_table(pa.table({"id": ids, "x": [0.0] * len(ids)}), folder / name, row_group_size=2)
+
+
+def test_unique_ids_pass(tmp_path):
+    write_ids(tmp_path, "a.parquet", [1, 2, 3])
+    write_ids(tmp_path, "b.parquet", [4, 5])
+    from nightshard.planning import check_unique_ids
+
+    check_unique_ids(read_footers(str(tmp_path)), "id")
+
+
+def test_duplicate_ids_across_files_are_refused_with_their_rows(tmp_path):
+    from nightshard.planning import check_unique_ids
+
+    write_ids(tmp_path, "a.parquet", [1, 2, 3])
+    write_ids(tmp_path, "b.parquet", [4, 2])
+    with pytest.raises(PlanError) as raised:
+        check_unique_ids(read_footers(str(tmp_path)), "id")
+    message = str(raised.value)
+    assert "1 duplicated ids, e.g. [2]" in message
+    assert "a.parquet row 1" in message and "b.parquet row 1" in message
+
+
+def test_null_ids_are_refused(tmp_path):
+    from nightshard.planning import check_unique_ids
+
+    pq.write_table(pa.table({"id": pa.array(["a", None, "c"])}), tmp_path / "a.parquet")
+    with pytest.raises(PlanError, match=r"1 null ids \(.*a.parquet row 1\)"):
+        check_unique_ids(read_footers(str(tmp_path)), "id")

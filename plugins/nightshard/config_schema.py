@@ -90,6 +90,14 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "type": "string",
                         "description": "Column that identifies a row; carried through to every output row.",
                     },
+                    "check_unique_ids": {
+                        "type": "boolean",
+                        "default": True,
+                        "description": (
+                            "plan reads the id column and refuses a partition with null or duplicated ids "
+                            "(one column read, no feature data)."
+                        ),
+                    },
                     "marker": {
                         "type": "string",
                         "default": "_SUCCESS",

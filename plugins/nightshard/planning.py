@@ -95,6 +95,57 @@ def check_schema(footers: list[FileFooter], required: dict[str, str], id_column:
                 )
 
 
+def check_unique_ids(footers: list[FileFooter], id_column: str, examples: int = 3) -> None:
+    """Each id must appear once in the partition; reads only the id column.
+
+    A duplicated id would be scored twice and published twice, which downstream joins turn into
+    silently doubled rows, so the run stops here and names where the duplicates are.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    columns = []
+    for footer in footers:
+        fs, path = storage.filesystem(footer.path)
+        with fs.open(path, "rb") as handle:
+            columns.append(pq.read_table(handle, columns=[id_column]).column(id_column))
+    if not columns:
+        return
+    ids = pa.chunked_array([chunk for column in columns for chunk in column.chunks], type=columns[0].type)
+    if ids.null_count:
+        where = _locate(footers, columns, pc.is_null(ids), examples)
+        raise PlanError(
+            f"column '{id_column}' holds {ids.null_count} null ids ({where}). Every row needs an id: "
+            "fix the upstream table"
+        )
+    counts = pc.value_counts(ids)
+    duplicated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    if len(duplicated):
+        where = _locate(footers, columns, pc.is_in(ids, value_set=duplicated), examples)
+        raise PlanError(
+            f"column '{id_column}' has {len(duplicated)} duplicated ids, e.g. {duplicated[:examples].to_pylist()} "
+            f"({where}). Each id must appear once or it would be scored and published twice: deduplicate "
+            "upstream, or set input.check_unique_ids: false if duplicates are intended"
+        )
+
+
+def _locate(footers: list[FileFooter], columns: list, mask, examples: int) -> str:
+    """'file row N' for the first few rows where mask is true."""
+    import pyarrow.compute as pc
+
+    places, offset = [], 0
+    flat_mask = mask.combine_chunks() if hasattr(mask, "combine_chunks") else mask
+    for footer, column in zip(footers, columns):
+        local = flat_mask.slice(offset, len(column))
+        for row in pc.indices_nonzero(local).to_pylist()[: examples - len(places)]:
+            places.append(f"{footer.path} row {row}")
+        offset += len(column)
+        if len(places) >= examples:
+            break
+    return "; ".join(places)
+
+
 def cut_shards(footers: list[FileFooter], target_rows: int) -> list[PlannedShard]:
     """Split row groups, in file order, into ceil(total / target_rows) shards of near-equal rows.
 

@@ -18,7 +18,7 @@ from nightshard_worker.input_requirements import RequirementError, required_colu
 
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
-from nightshard.planning import PlanError, check_schema, cut_shards, read_footers, shard_id
+from nightshard.planning import PlanError, check_schema, check_unique_ids, cut_shards, read_footers, shard_id
 from nightshard.run_parameters import RunParameters
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,10 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
             f"{partition} holds no Parquet files although its marker exists. Ask the upstream job to "
             "republish the partition, or skip this date"
         )
-    check_schema(footers, needed, config.section("input")["id_column"])
+    id_column = config.section("input")["id_column"]
+    check_schema(footers, needed, id_column)
+    if config.section("input")["check_unique_ids"]:
+        check_unique_ids(footers, id_column)
     planned = cut_shards(footers, run.shard_rows)
     if not planned:
         raise PlanError(f"{partition}: every file has zero rows; nothing to score. Ask the upstream job why")
