@@ -98,3 +98,18 @@ def test_plugin_loader_does_not_import_the_library_as_plugins():
     from airflow._shared.module_loading import find_path_from_directory
 
     assert list(find_path_from_directory(str(REPO / "plugins"), ".airflowignore", "glob")) == []
+
+
+def test_backfill_over_three_dates_plans_three_partition_runs(tmp_path, airflow_db):
+    """`airflow backfill create` maps a date range onto exactly those partition dates."""
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([airflow, "dags", "reserialize"], env=env, check=True, capture_output=True)
+    output = subprocess.run(
+        [airflow, "backfill", "create", "--dag-id", "nightshard_tabular_risk", "--from-date", "2026-11-20",
+         "--to-date", "2026-11-22", "--dry-run"],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout
+    planned = [line.split("|")[1].strip() for line in output.splitlines() if line.startswith("| 2026")]
+    assert planned == ["2026-11-20 00:00:00+00:00", "2026-11-21 00:00:00+00:00", "2026-11-22 00:00:00+00:00"]

@@ -43,8 +43,11 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
             },
             "schedule": {
                 "type": ["string", "null"],
-                "default": "0 3 * * *",
-                "description": "Cron expression for the nightly run (UTC), or null for manual runs only.",
+                "default": "0 0 * * *",
+                "description": (
+                    "Cron (UTC) of the data intervals, or null for manual runs only. The default gives one "
+                    "interval per calendar day: the run for ds=D starts at D+1 00:00 and waits for the partition."
+                ),
             },
             "start_date": {
                 "type": "string",
