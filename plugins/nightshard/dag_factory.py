@@ -125,8 +125,11 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
             plan: dict[str, Any], results: Any, validation: dict[str, Any], cost: dict[str, Any], **context: Any
         ) -> dict[str, Any]:
             from nightshard.steps.publish import publish_run
+            from nightshard.steps.report_run import report_run
 
             published = publish_run(config, plan, list(results), validation, cost)
+            # run_report.html and the run metrics; neither can fail a run that is already published
+            published.update(report_run(config, plan, list(results), validation, cost, published))
             context["outlet_events"][asset].extra = {
                 "ds": plan["ds"],
                 "model_version": plan["model_version"],

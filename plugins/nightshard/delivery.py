@@ -16,19 +16,21 @@ def deliver(message: dict[str, Any], *, outbox: str, topic: str | None, gcp_conn
     """Write the message to the outbox; publish it to `projects/<p>/topics/<t>` when given."""
     path = storage.join(outbox, outbox_file_name(message))
     storage.write_json_atomic(path, message)
-    receipt: dict[str, Any] = {"outbox_file": path, "pubsub_message_ids": []}
+    receipt: dict[str, Any] = {"outbox_file": path, "pubsub_topic": None}
     if topic:
-        receipt["pubsub_message_ids"] = publish_to_pubsub(message, topic=topic, gcp_conn_id=gcp_conn_id)
+        publish_to_pubsub(message, topic=topic, gcp_conn_id=gcp_conn_id)
+        receipt["pubsub_topic"] = topic
     log.info("message %s delivered: %s", message["schema"], receipt)
     return receipt
 
 
-def publish_to_pubsub(message: dict[str, Any], *, topic: str, gcp_conn_id: str) -> list[str]:
+def publish_to_pubsub(message: dict[str, Any], *, topic: str, gcp_conn_id: str) -> None:
+    """Publishes and waits for the server's acknowledgement (the hook raises when it fails)."""
     from airflow.providers.google.cloud.hooks.pubsub import PubSubHook
 
     project_id, topic_id = parse_topic(topic)
     attributes = {"schema": message["schema"], "pipeline": message["pipeline"], "ds": message.get("ds") or ""}
-    return PubSubHook(gcp_conn_id=gcp_conn_id).publish(
+    PubSubHook(gcp_conn_id=gcp_conn_id).publish(
         project_id=project_id,
         topic=topic_id,
         messages=[{"data": json.dumps(message, sort_keys=True).encode(), "attributes": attributes}],

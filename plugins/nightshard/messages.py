@@ -91,7 +91,9 @@ def outbox_file_name(message: dict[str, Any]) -> str:
     stamp = message.get("published_at") or message.get("failed_at")
     stamp = stamp.replace(":", "").replace("-", "").replace("+", "")
     task = f"-{message['task']}" if "task" in message else ""
-    return f"{stamp}-{kind}-{message['pipeline']}-{safe_run}{task}.json"
+    shard = f"-{message['shard']}" if message.get("shard") else ""
+    attempt = f"-try{message['try_number']}" if "try_number" in message else ""
+    return f"{stamp}-{kind}-{message['pipeline']}-{safe_run}{task}{shard}{attempt}.json"
 
 
 def _next_step(task: str, cause: str) -> str:

@@ -35,10 +35,11 @@ class RunParameters:
 
 def build_params(config: PipelineConfig) -> dict[str, Param]:
     return {
+        # null, not "": the UI's trigger and backfill forms treat an empty string as a missing value
         "ds": Param(
-            "",
-            type="string",
-            pattern=r"^$|" + DATE,
+            None,
+            type=["null", "string"],
+            pattern=DATE,
             title="Partition date",
             description="YYYY-MM-DD of the input partition. Empty: the run's logical date.",
         ),

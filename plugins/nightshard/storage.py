@@ -19,8 +19,11 @@ from fsspec.implementations.local import LocalFileSystem
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(uri)
-    return fs, path
+    if "://" in uri and not uri.startswith("file://"):
+        # Other processes (workers, upstream jobs) change these folders: a cached listing would
+        # hide a marker that just appeared or a file a worker just wrote.
+        return fsspec.core.url_to_fs(uri, use_listings_cache=False)
+    return fsspec.core.url_to_fs(uri)
 
 
 def is_local(uri: str) -> bool:

@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from nightshard.gke.pod_builder import CONTAINER_NAME, build_worker_pod
 from nightshard.gke.settings import GkeSettings
+from nightshard.run_parameters import ds_from_context
 from nightshard.worker_exit import explain_exit
 
 SCHEDULED_RUN_TYPE = "scheduled"
@@ -105,8 +106,8 @@ class ShardPodOperator(KubernetesPodOperator):
             ticket,
             pipeline=self.pipeline,
             run_id=context["run_id"],
-            ds=context["ds"],
-            model_version=self.model_version,
+            ds=ds_from_context(context),  # the ds param wins over the logical date, as in plan
+            model_version=ticket.get("model_version", self.model_version),
             priority=priority,
             try_number=context["ti"].try_number,
         )

@@ -27,6 +27,7 @@ LABEL_SHARD = "nightshard.io/shard"
 LABEL_MODEL_VERSION = "nightshard.io/model-version"
 LABEL_PRIORITY = "nightshard.io/priority"
 ANNOTATION_PREFIX = "nightshard.io/"
+FAILED_POD_TTL_ANNOTATION = "nightshard.io/failed-pod-ttl-hours"
 
 # Kueue: the queue a pod is submitted to, its WorkloadPriorityClass, and pod groups.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -86,6 +87,8 @@ def build_worker_pod(
         f"{ANNOTATION_PREFIX}model-version": model_version,
         f"{ANNOTATION_PREFIX}spec-uri": str(ticket["spec_uri"]),
         f"{ANNOTATION_PREFIX}result-uri": str(ticket["result_uri"]),
+        # Read by nightshard_pod_cleanup: each pipeline keeps its failed pods as long as it asked.
+        FAILED_POD_TTL_ANNOTATION: str(settings.failed_pod_ttl_hours),
     }
     if settings.pods_per_shard > 1:
         # One pod group per shard and try: Kueue admits all of its pods together or none.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from nightshard_worker.input_requirements import RequirementError, required_colu
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
 from nightshard.planning import PlanError, check_schema, check_unique_ids, cut_shards, read_footers, shard_id
+from nightshard.run_estimate import log_estimate
 from nightshard.run_parameters import RunParameters
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,8 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
 
     input_rows = sum(footer.rows for footer in footers)
     log.info("%s", shard_table(tickets, partition=partition, input_rows=input_rows, files=len(footers)))
+    estimate = log_estimate(config, run.model_version, run.ds,
+                            [t["rows"] for t in tickets if not t["already_committed"]])
     return {
         "pipeline": config.name,
         "ds": run.ds,
@@ -129,6 +133,8 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
         "input_columns": footers[0].columns,
         "staging": staging,
         "planned_shards": tickets,
+        "estimate": estimate,
+        "planned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # run duration starts here
         # infer maps over this list; a dry run maps over nothing and everything after it skips
         "shards": [] if run.dry_run else tickets,
     }

@@ -1,0 +1,121 @@
+"""The pre-launch estimate `plan` logs: shards, ETA and dollars from earlier runs' throughput.
+
+Throughput comes from the published manifests of the same pipeline and model version
+(`rows.input` over `timings.worker_seconds`); the estimate itself is a pure function.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from typing import Any
+
+from nightshard import layout, storage
+from nightshard.config import PipelineConfig, expand_environment
+from nightshard.cost import hourly_price, load_price_table
+
+log = logging.getLogger(__name__)
+
+HISTORY_RUNS = 7  # a week of nightly runs: recent enough to follow hardware changes, enough to smooth noise
+
+
+def estimate_run(
+    history: list[dict[str, float]],
+    *,
+    shard_rows: list[int],
+    price_per_accelerator_hour: float,
+    accelerators_per_shard: int,
+) -> dict[str, Any] | None:
+    """None without usable history; else rows/s per worker, ETA (all shards at once / one at a time), cost.
+
+    `history` holds {"rows": ..., "worker_seconds": ...} per earlier run.
+    """
+    usable = [run for run in history if run.get("rows", 0) > 0 and run.get("worker_seconds", 0) > 0]
+    if not usable or not shard_rows:
+        return None
+    rows_per_second = sum(run["rows"] for run in usable) / sum(run["worker_seconds"] for run in usable)
+    worker_seconds = sum(shard_rows) / rows_per_second
+    accelerator_hours = worker_seconds * accelerators_per_shard / 3600
+    return {
+        "runs_used": len(usable),
+        "shards": len(shard_rows),
+        "rows": sum(shard_rows),
+        "rows_per_second_per_worker": rows_per_second,
+        "worker_seconds": worker_seconds,
+        "eta_parallel_seconds": max(shard_rows) / rows_per_second,
+        "eta_serial_seconds": worker_seconds,
+        "accelerator_hours": accelerator_hours,
+        "cost": accelerator_hours * price_per_accelerator_hour,
+    }
+
+
+def render_estimate(estimate: dict[str, Any] | None, *, shards: int, currency: str = "USD") -> str:
+    if estimate is None:
+        return f"estimate: {shards} shards; no estimate: first run (no earlier published run of this model version)"
+    return (
+        f"estimate from {estimate['runs_used']} earlier run(s) at {estimate['rows_per_second_per_worker']:.0f} "
+        f"rows/s per worker: {estimate['shards']} shards, {estimate['rows']} rows, ETA "
+        f"{_duration(estimate['eta_parallel_seconds'])} with every shard at once, "
+        f"{_duration(estimate['eta_serial_seconds'])} one at a time; about {estimate['cost']:.4f} {currency} "
+        f"for {estimate['accelerator_hours']:.4f} accelerator-hours"
+    )
+
+
+def throughput_history(config: PipelineConfig, model_version: str, ds: str, *, limit: int = HISTORY_RUNS
+                       ) -> list[dict[str, float]]:
+    """rows and worker_seconds of the latest published runs of this version, other dates than `ds`."""
+    table = layout.output_table(config, model_version)
+    fs, path = storage.filesystem(table)
+    if not fs.exists(path):
+        return []
+    dates = sorted(
+        (posixpath.basename(entry["name"])[len("ds="):]
+         for entry in fs.ls(path, detail=True)
+         if entry["type"] == "directory" and posixpath.basename(entry["name"]).startswith("ds=")),
+        reverse=True,
+    )
+    history = []
+    for other in (d for d in dates if d != ds):
+        partition = layout.output_partition(config, model_version, other)
+        if not storage.exists(storage.join(partition, layout.SUCCESS_MARKER)):
+            continue
+        manifest = storage.read_json(storage.join(partition, layout.MANIFEST_FILE))
+        history.append({"ds": other, "rows": manifest["rows"]["input"],
+                        "worker_seconds": manifest["timings"]["worker_seconds"]})
+        if len(history) == limit:
+            break
+    return history
+
+
+def pricing_for(config: PipelineConfig) -> tuple[float, int, str]:
+    """Price per accelerator-hour, accelerators per shard and currency, as the cost step uses them."""
+    settings = config.section("cost")
+    prices_file = settings.get("prices_file")
+    table = load_price_table(expand_environment(prices_file) if prices_file else None)
+    backend = config.section("backend")
+    accelerators = (backend.get("gke") or {}).get("gpus_per_pod", 1) if backend["kind"] == "gke" else 1
+    return hourly_price(table, settings["accelerator"], settings["provisioning"]), accelerators, table.get(
+        "currency", "USD")
+
+
+def log_estimate(config: PipelineConfig, model_version: str, ds: str, shard_rows: list[int]) -> dict[str, Any] | None:
+    """Read the history, estimate, log one line; an estimate that cannot be made never fails the plan."""
+    if not shard_rows:
+        log.info("estimate: every shard was committed earlier; nothing to score")
+        return None
+    try:
+        price, accelerators, currency = pricing_for(config)
+        estimate = estimate_run(throughput_history(config, model_version, ds), shard_rows=shard_rows,
+                                price_per_accelerator_hour=price, accelerators_per_shard=accelerators)
+    except Exception as error:  # noqa: BLE001 - the estimate is advice; planning goes on without it
+        log.warning("no estimate: %s", error)
+        return None
+    log.info("%s", render_estimate(estimate, shards=len(shard_rows), currency=currency))
+    return estimate
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"

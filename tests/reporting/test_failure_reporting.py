@@ -1,0 +1,116 @@
+"""Runs that fail on purpose: on-call must find the shard, the cause and the next step in the task log
+and in the alert in the outbox.
+
+Airflow 3.3's dag.test() runs each task in-process (InProcessTestSupervisor) and sends the task log to
+the process's stdout instead of $AIRFLOW_HOME/logs/dag_id=.../task_id=.../attempt=N.log (that file is
+written when an executor runs the task under the supervisor), so each run happens in a fresh process
+(`fresh_process_run.py`) and the test reads the task log from its output, between dag.test()'s
+"[DAG TEST] starting task_id=<task>" and "end task" lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import pyarrow.parquet as pq
+import pytest
+
+from nightshard import demo
+from nightshard.messages import ALERT_SCHEMA, load_schema
+from pipeline_runs import outbox_messages
+from reporting.fresh_process_run import run_in_fresh_process
+
+RUN_SECONDS = 180
+DS = "2026-11-22"
+FAKE_WORKER = '''\
+import sys
+print("shard scored 400 rows, 300 quarantined: 75.00% bad, limit 50.00%; see the quarantine file")
+sys.exit(3)  # EXIT_TOO_MANY_BAD_ROWS
+'''
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def risk_partition(nightshard_home, airflow_db):
+    """A small demo partition and a placeholder model file (plan only checks that the model exists)."""
+    artifact = nightshard_home / "models" / "tabular_risk" / "v1" / "model.pt"
+    artifact.parent.mkdir(parents=True)
+    artifact.write_bytes(b"placeholder: plan checks existence only")
+    return demo.make_risk_partition(nightshard_home / "data", DS, rows=800, files=2, row_group_rows=200)
+
+
+def run_failing(dag_id: str, conf: dict, fake_worker: Path | None = None) -> tuple[dict, str]:
+    states, _, output = run_in_fresh_process(dag_id, DS, conf, str(fake_worker) if fake_worker else None,
+                                             timeout_seconds=RUN_SECONDS)
+    return states, output
+
+
+def task_log(output: str, task_id: str) -> str:
+    """The lines dag.test() printed while running `task_id` (every map index and try)."""
+    sections, inside = [], False
+    for line in output.splitlines():
+        if f"[DAG TEST] starting task_id={task_id} " in line:
+            inside = True
+        if inside:
+            sections.append(line)
+        if f"[DAG TEST] end task task_id={task_id} " in line:
+            inside = False
+    assert sections, f"dag.test() printed no log for {task_id}"
+    return "\n".join(sections)
+
+
+def test_missing_column_fails_plan_with_the_file_column_and_next_step(risk_partition, nightshard_home):
+    broken = risk_partition / "part-00001.parquet"
+    table = pq.read_table(broken)
+    pq.write_table(table.drop(["utilisation"]), broken)
+
+    states, output = run_failing("nightshard_tabular_risk", {"shard_rows": 200})
+    assert states["plan"] == ["failed"], states
+
+    log = task_log(output, "plan")
+    assert "part-00001.parquet: column 'utilisation' is missing" in log
+    assert "Fix the upstream table or the pipeline config" in log
+
+    [alert] = outbox_messages(nightshard_home, "alert")
+    jsonschema.validate(alert, load_schema(ALERT_SCHEMA))
+    assert alert["task"] == "plan" and alert["shard"] is None and alert["ds"] == DS
+    assert "column 'utilisation' is missing" in alert["cause"]
+    assert alert["next_step"].startswith("read the plan error")
+
+
+def test_shard_with_too_many_bad_rows_names_shard_cause_and_next_step(
+        risk_partition, nightshard_home, tmp_path):
+    fake_worker = tmp_path / "fake_worker.py"
+    fake_worker.write_text(FAKE_WORKER)
+
+    states, output = run_failing("nightshard_tabular_risk", {"shard_rows": 400}, fake_worker)
+    assert states["infer"] == ["failed", "failed"], states
+    assert states["publish"] != ["success"]
+
+    assert "no estimate: first run" in task_log(output, "plan")
+    log = task_log(output, "infer")
+    assert "75.00% bad, limit 50.00%" in log  # the worker's own words, streamed into the task log
+    assert "too many rows were quarantined (exit 3)" in log
+    assert "Next step: open the quarantine file" in log
+
+    failed_shards = {line.split("shard ", 1)[1].split(" ", 1)[0] for line in log.splitlines()
+                     if "ShardFailed: shard " in line}
+    assert len(failed_shards) == 2
+    alerts = [a for a in outbox_messages(nightshard_home, "alert") if a["task"] == "infer"]
+    assert sorted(a["shard"] for a in alerts) == sorted(failed_shards)  # one alert file per shard
+    for alert in alerts:
+        jsonschema.validate(alert, load_schema(ALERT_SCHEMA))
+        assert alert["shard"] in failed_shards and alert["shard"] in alert["cause"]
+        assert "too many rows were quarantined" in alert["cause"]
+        assert alert["next_step"].startswith("open the quarantine file")
+
+
+def test_alerts_of_two_shards_failing_in_the_same_second_both_stay_in_the_outbox():
+    from nightshard.messages import alert_message, outbox_file_name
+
+    alerts = [alert_message(pipeline="tabular_risk", dag_id="nightshard_tabular_risk", ds=DS, run_id="r", task="infer",
+                            shard=shard, try_number=1, cause="x", log_url=None) for shard in ("00000-a", "00001-b")]
+    alerts[1]["failed_at"] = alerts[0]["failed_at"]
+    assert outbox_file_name(alerts[0]) != outbox_file_name(alerts[1])

@@ -1,0 +1,86 @@
+"""Sentence embeddings with MiniLM: mean pooling over the attention mask, L2-normalised."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from nightshard_worker import model_files, tuning
+from nightshard_worker.contract import ModelSpec
+from nightshard_worker.errors import BadInputError
+from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
+from nightshard_worker.input_requirements import STRING
+
+EMBEDDING_WIDTH = 384  # all-MiniLM-L6-v2's hidden size
+
+
+class TextEmbeddingHandler(ModelHandler):
+    """`model.options.text_column` -> `embedding` fixed_size_list<float32>[384]."""
+
+    output_fields = (pa.field("embedding", pa.list_(pa.float32(), EMBEDDING_WIDTH)),)
+    drift_edges = uniform_edges(-1.0, 1.0, tuning.DRIFT_HISTOGRAM_BINS)
+
+    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec, device, precision)
+        from transformers import AutoModel, AutoTokenizer
+
+        self.text_column = self.options.get("text_column")
+        if not self.text_column:
+            raise BadInputError("text_embedding handler needs model.options.text_column (a column name)")
+        self.max_length = int(self.options.get("max_length", tuning.DEFAULT_TEXT_MAX_LENGTH))
+        model_dir = model_spec.artifact or model_files.minilm_dir()
+        if not os.path.isdir(model_dir):
+            raise BadInputError(f"text_embedding model directory {model_dir} does not exist")
+        # local_files_only: the worker never reaches a hub, the weights ship with the image.
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, use_fast=True)
+        self.model = AutoModel.from_pretrained(model_dir, local_files_only=True).to(device).eval()
+        # The drift signal: where embeddings sit along one fixed direction, cheap and model-agnostic.
+        self._drift_direction = np.full(EMBEDDING_WIDTH, 1.0 / np.sqrt(EMBEDDING_WIDTH), dtype=np.float32)
+
+    @property
+    def required_columns(self) -> dict[str, str]:
+        return {self.text_column: STRING}
+
+    def preprocess(self, table: pa.Table) -> PreparedRows:
+        texts = table.column(self.text_column).to_pylist()
+        good_rows, good_texts, bad_rows = [], [], {}
+        for row, text in enumerate(texts):
+            if text is None:
+                bad_rows[row] = "text is null"
+            elif not text.strip():
+                bad_rows[row] = "text is empty or whitespace"
+            else:
+                good_rows.append(row)
+                good_texts.append(text)
+        if not good_texts:
+            return PreparedRows(tensors={}, good_rows=np.array([], dtype=np.int64), bad_rows=bad_rows)
+        encoded = self.tokenizer(
+            good_texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        mask = encoded["attention_mask"]
+        return PreparedRows(
+            tensors={"input_ids": encoded["input_ids"], "attention_mask": mask},
+            good_rows=np.array(good_rows, dtype=np.int64),
+            bad_rows=bad_rows,
+            lengths=mask.sum(dim=1).numpy(),
+        )
+
+    def collate(self, prepared: PreparedRows, row_indices: np.ndarray) -> dict[str, torch.Tensor]:
+        batch = super().collate(prepared, row_indices)
+        # Rows were padded to the row group's longest; trim to this batch's longest.
+        longest = int(prepared.lengths[row_indices].max())
+        return {name: tensor[:, :longest].contiguous() for name, tensor in batch.items()}
+
+    def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        embeddings = torch.nn.functional.normalize(pooled.float(), p=2, dim=1)
+        return {"embedding": embeddings}
+
+    def drift_values(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(outputs["embedding"], dtype=np.float32) @ self._drift_direction

@@ -1,0 +1,150 @@
+"""The stages wired together: read -> preprocess -> predict -> write, joined by bounded queues.
+
+Reader and writer are threads, preprocess is a small pool, the forward pass runs in the main thread
+(so SIGTERM is seen between batches). Memory is bounded by the queue depths in `tuning`, never by
+shard size.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future, TimeoutError as FutureTimeout
+
+import numpy as np
+import pyarrow as pa
+
+from nightshard_worker import output_files, tuning
+from nightshard_worker.checkpoint import Checkpoint
+from nightshard_worker.contract import ShardSpec
+from nightshard_worker.handlers.base import ModelHandler, PreparedRows
+from nightshard_worker.metrics import StageClock, WorkerMetrics
+from nightshard_worker.predict import Predictor
+from nightshard_worker.preprocess import PreprocessThread
+from nightshard_worker.reader import ReaderThread, ReadUnit, Unit
+from nightshard_worker.stage_queue import END, StageFailure, depth, get_unless_stopped
+from nightshard_worker.writer import ScoredUnit, WriterThread
+
+
+class ShardPipeline:
+    """Scores units[start:] and commits them; `run()` returns False when stopped by SIGTERM."""
+
+    def __init__(self, spec: ShardSpec, handler: ModelHandler, predictor: Predictor, units: list[Unit],
+                 start_unit: int, id_field: pa.Field, checkpoint: Checkpoint, metrics: WorkerMetrics,
+                 clock: StageClock, stop: threading.Event):
+        self.spec = spec
+        self.handler = handler
+        self.predictor = predictor
+        self.units = units[start_unit:]
+        self.metrics = metrics
+        self.stop = stop
+        self.output_schema = output_files.output_schema(id_field, handler.output_fields)
+        self.quarantine_schema = output_files.quarantine_schema(id_field)
+        self.read_queue: queue.Queue = queue.Queue(tuning.READ_QUEUE_ROW_GROUPS)
+        self.prepared_queue: queue.Queue = queue.Queue(tuning.PREPARED_QUEUE_ROW_GROUPS)
+        self.write_queue: queue.Queue = queue.Queue(tuning.WRITE_QUEUE_ROW_GROUPS)
+        columns = list(dict.fromkeys([spec.id_column, *handler.required_columns]))
+        self.reader = ReaderThread(self.units, columns, self.read_queue, stop, clock)
+        self.preprocessor = PreprocessThread(handler, spec.runtime.preprocess_workers, self.read_queue,
+                                             self.prepared_queue, stop, clock)
+        self.writer = WriterThread(checkpoint, spec.runtime.commit_every_row_groups, self.write_queue, clock)
+        self.rows_scored_this_attempt = 0
+
+    def queue_depths(self) -> str:
+        return (f"read:{depth(self.read_queue)},prep:{depth(self.prepared_queue)},"
+                f"write:{depth(self.write_queue)}")
+
+    def run(self) -> bool:
+        self.reader.start()
+        self.preprocessor.start()
+        self.writer.start()
+        try:
+            while True:
+                item = get_unless_stopped(self.prepared_queue, self.stop)
+                if item is END:
+                    break
+                if isinstance(item, StageFailure):
+                    raise item.error
+                read_unit, future = item
+                prepared = self._wait(future)
+                if prepared is None:
+                    break
+                where = f"input {read_unit.unit.source_file} row group {read_unit.unit.row_group}"
+                outputs = self.predictor.score(prepared, where)
+                if outputs is None:
+                    break  # stopped between batches: this row group is redone on resume
+                self._hand_to_writer(self._scored_unit(read_unit, prepared, outputs))
+                self.rows_scored_this_attempt += read_unit.table.num_rows
+        finally:
+            completed = not self.stop.is_set()
+            self.stop.set()  # the reader and decoders wind down; the writer still drains its queue
+            self._finish_writer()
+        return completed
+
+    def _wait(self, future: Future) -> PreparedRows | None:
+        while not self.stop.is_set():
+            try:
+                return future.result(timeout=tuning.QUEUE_POLL_SECONDS)
+            except FutureTimeout:
+                continue
+        return None
+
+    def _hand_to_writer(self, scored: ScoredUnit) -> None:
+        while True:
+            self._raise_if_writer_failed()
+            try:
+                self.write_queue.put(scored, timeout=tuning.QUEUE_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _finish_writer(self) -> None:
+        while self.writer.is_alive():
+            try:
+                self.write_queue.put(END, timeout=tuning.QUEUE_POLL_SECONDS)
+                break
+            except queue.Full:
+                continue
+        self.writer.join()
+        self._raise_if_writer_failed()
+
+    def _raise_if_writer_failed(self) -> None:
+        if self.writer.error is not None:
+            raise self.writer.error
+
+    def _scored_unit(self, read_unit: ReadUnit, prepared: PreparedRows,
+                     outputs: dict[str, np.ndarray]) -> ScoredUnit:
+        table, unit = read_unit.table, read_unit.unit
+        ids = table.column(self.spec.id_column)
+        output = pa.Table.from_arrays(
+            [ids.take(pa.array(prepared.good_rows, pa.int64())), *self.handler.to_arrow(outputs)]
+            if prepared.good_count else [ids.slice(0, 0), *self._empty_outputs()],
+            schema=self.output_schema,
+        )
+        bad_rows = sorted(prepared.bad_rows)
+        quarantine = pa.Table.from_arrays(
+            [
+                ids.take(pa.array(bad_rows, pa.int64())),
+                pa.array([prepared.bad_rows[row] for row in bad_rows], pa.string()),
+                pa.array([unit.source_file] * len(bad_rows), pa.string()),
+                pa.array([unit.row_group] * len(bad_rows), pa.int32()),
+                pa.array(bad_rows, pa.int32()),
+            ],
+            schema=self.quarantine_schema,
+        )
+        self.metrics.rows.labels(outcome="scored").inc(output.num_rows)
+        self.metrics.rows.labels(outcome="quarantined").inc(quarantine.num_rows)
+        return ScoredUnit(unit, output, quarantine, self._histogram(outputs, prepared.good_count))
+
+    def _empty_outputs(self) -> list[pa.Array]:
+        return [pa.array([], type=output_field.type) for output_field in self.handler.output_fields]
+
+    def _histogram(self, outputs: dict[str, np.ndarray], good_count: int) -> np.ndarray:
+        edges = np.asarray(self.handler.drift_edges, dtype=np.float64)
+        if good_count == 0:
+            return np.zeros(len(edges) - 1, dtype=np.int64)
+        values = np.asarray(self.handler.drift_values(outputs), dtype=np.float64)
+        values = np.clip(values[np.isfinite(values)], edges[0], edges[-1])  # out of range -> end bins
+        counts, _ = np.histogram(values, bins=edges)
+        return counts

@@ -1,0 +1,135 @@
+"""Local paths and fsspec URIs (gs://...) behind one small API; every write is atomic.
+
+Local files are written to a temp file in the same directory, fsynced, then `os.replace`d. Object
+stores get the final object in one put, so readers see it whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+HASH_BLOCK_BYTES = 1 << 20  # streaming sha256 in 1 MiB reads keeps memory flat on big outputs
+
+
+def resolve(uri: str) -> tuple[Any, str]:
+    """The filesystem and the path inside it for a local path or a URI."""
+    return fsspec.core.url_to_fs(uri)
+
+
+def is_local(uri: str) -> bool:
+    return isinstance(resolve(uri)[0], LocalFileSystem)
+
+
+def join(base: str, name: str) -> str:
+    if "://" in base:
+        return base.rstrip("/") + "/" + name
+    return os.path.join(base, name)
+
+
+def exists(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return fs.exists(path)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = resolve(uri)
+    with fs.open(path, "rb") as handle:
+        return handle.read()
+
+
+def open_read(uri: str) -> Any:
+    fs, path = resolve(uri)
+    return fs.open(path, "rb")
+
+
+def size(uri: str) -> int:
+    fs, path = resolve(uri)
+    return int(fs.size(path))
+
+
+def list_names(directory: str) -> list[str]:
+    """Base names of the files in a directory; empty when it does not exist."""
+    fs, path = resolve(directory)
+    if not fs.exists(path):
+        return []
+    return sorted(os.path.basename(entry.rstrip("/")) for entry in fs.ls(path, detail=False))
+
+
+def make_dirs(directory: str) -> None:
+    fs, path = resolve(directory)
+    if isinstance(fs, LocalFileSystem):
+        fs.makedirs(path, exist_ok=True)  # object stores have no directories to make
+
+
+def remove(uri: str) -> None:
+    fs, path = resolve(uri)
+    if fs.exists(path):
+        fs.rm(path)
+
+
+def remove_tree(directory: str) -> None:
+    fs, path = resolve(directory)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def write_bytes_atomic(uri: str, data: bytes) -> None:
+    """Write the whole object or nothing: readers never see a half-written file."""
+    with staged_file(uri) as local_path:
+        with open(local_path, "wb") as handle:
+            handle.write(data)
+
+
+@contextlib.contextmanager
+def staged_file(uri: str) -> Iterator[str]:
+    """A local path to write `uri`'s content to; it is published atomically when the block ends.
+
+    Local: a temp file beside the target, fsynced and renamed over it. Remote: a temp file under
+    TMPDIR, uploaded in one put. On an exception nothing is published and the temp file is removed.
+    """
+    fs, path = resolve(uri)
+    local = isinstance(fs, LocalFileSystem)
+    if local:
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, exist_ok=True)
+        descriptor, temp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    else:
+        descriptor, temp_path = tempfile.mkstemp(prefix="nightshard-staged-")
+    os.close(descriptor)
+    try:
+        yield temp_path
+        if local:
+            with open(temp_path, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temp_path, path)
+            _fsync_directory(os.path.dirname(path) or ".")
+        else:
+            fs.put_file(temp_path, path)
+    finally:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
+
+
+def sha256_of_local_file(local_path: str) -> str:
+    digest = hashlib.sha256()
+    with open(local_path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_directory(directory: str) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,37 @@
+"""Every tuning constant of the worker, in one place, each with the reason for its value."""
+
+from __future__ import annotations
+
+# Queue depths between stages, in row groups. Two row groups waiting per stage keep the device fed
+# while the next one decodes; more would only grow memory with row-group size, never throughput.
+READ_QUEUE_ROW_GROUPS = 2  # read -> preprocess: the reader stays one step ahead of the decoders
+PREPARED_QUEUE_ROW_GROUPS = 4  # preprocess -> predict: covers one row group per decoder thread plus slack
+WRITE_QUEUE_ROW_GROUPS = 4  # predict -> write: absorbs a slow object-store commit without stalling the GPU
+
+# How often a blocked stage wakes to check for SIGTERM or a failed neighbour. Short enough that a
+# preemption is noticed at once, long enough to cost nothing.
+QUEUE_POLL_SECONDS = 0.2
+
+# Batch-time histogram buckets (seconds): from a tiny tabular batch on GPU to a big CPU text batch.
+BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+# Drift histograms: 20 bins is coarse enough to be stable across nights on a few thousand rows and
+# fine enough to show a shifted score distribution.
+DRIFT_HISTOGRAM_BINS = 20
+
+# The SIGTERM promise: after the signal the worker drops the row group in flight (it stops between
+# forward passes), commits what is complete and exits. The pod grace period is 30 s; we keep a
+# third of it as margin for a slow object-store commit.
+PREEMPTION_EXIT_BUDGET_SECONDS = 20.0
+
+# Prometheus push at the end of a shard: a gateway that does not answer in this time is reported
+# as a warning; the shard's output is already committed and must not wait on monitoring.
+PUSHGATEWAY_TIMEOUT_SECONDS = 10.0
+
+# Text: tokens per sequence when the model options do not say; MiniLM was trained on 256.
+DEFAULT_TEXT_MAX_LENGTH = 256
+
+# Images: EfficientNet-Lite0's training resolution and ImageNet statistics of its weights.
+IMAGE_SIZE = 224
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
