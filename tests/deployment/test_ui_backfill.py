@@ -93,19 +93,17 @@ def start_backfill_in_the_ui(driver, base_url: str, from_day: str, to_day: str, 
     pick_datetime(driver, 1, to_day)
     shard_rows_box = open_dialog(driver).find_element(By.NAME, "element_shard_rows")
     shard_rows_box.send_keys(Keys.CONTROL, "a")
-    shard_rows_box.send_keys(str(shard_rows))
+    shard_rows_box.send_keys(str(shard_rows), Keys.TAB)  # the form takes the value on blur
+    # Airflow 3.3.2's backfill dialog sends the Run Parameters as dag_run_conf only when this box is
+    # ticked (ui/dist: `dag_run_conf: overrideExistingParams ? JSON.parse(conf) : null`).
+    open_dialog(driver).find_element(
+        By.XPATH, ".//label[contains(normalize-space(), 'Override parameters on existing runs')]").click()
     run_button = open_dialog(driver).find_element(By.XPATH, ".//button[normalize-space()='Run Backfill']")
     deadline = time.monotonic() + UI_WAIT_SECONDS
     while not run_button.is_enabled() and time.monotonic() < deadline:
         time.sleep(0.5)  # the dialog previews the runs (backfills/dry_run) before it enables the button
     SCREENSHOT.parent.mkdir(exist_ok=True)
     driver.save_screenshot(str(SCREENSHOT))
-    if not run_button.is_enabled() and not open_dialog(driver).find_element(By.NAME, "element_ds").get_attribute("value"):
-        # Seen with Airflow 3.3.2: the form marks the `ds` Param (default "", type string) as a missing
-        # required value, and typing a date there would score that one date on every backfill run.
-        pytest.xfail("the UI's trigger/backfill form refuses an empty 'Partition date' (ds Param default \"\", "
-                     "type string): Run Backfill stays disabled; fix in plugins/nightshard/run_parameters.py "
-                     "with type=[\"null\", \"string\"], default None")
     assert run_button.is_enabled(), f"Run Backfill stays disabled; the form says: {open_dialog(driver).text}"
     run_button.click()
 

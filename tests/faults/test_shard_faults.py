@@ -1,0 +1,152 @@
+"""Workers killed, preempted and out of disk mid-shard, through the real DAG and the real worker CLI.
+
+One scenario, two runner processes (Airflow's start-up is paid twice, not once per fault):
+1. publish ds=2026-11-21 (v1) and ds=2026-11-22 (model_version=v0): the earlier partitions;
+2. run ds=2026-11-22 (v1), four shards of 1000 rows, where shard 0 runs clean, shard 1's worker gets
+   `kill -9` between writing its second chunk and recording it, shard 2's worker gets SIGTERM (pod
+   preemption, exits 75) and shard 3's worker hits ENOSPC writing its second chunk;
+3. a second process runs the date again, as clearing the failed tasks does: shard 0 is
+   `already_committed` and not rewritten, shards 1-3 resume after their committed chunk.
+The runs also carry a connection password and a credential in their environment, and the last test
+greps everything the runs wrote for them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from faults.conftest import ID_COLUMN, RISK_DAG, risk_input, risk_output, risk_staging
+from faults.dag_runner import run_dates, task_log
+from faults.invariant import (assert_published_exactly_once, assert_unpublished, assert_untouched, input_ids,
+                              snapshot)
+from nightshard import demo
+
+pytestmark = pytest.mark.slow
+
+DS, EARLIER_DS = "2026-11-22", "2026-11-21"
+SHARDS = {1: "sigkill", 2: "sigterm", 3: "enospc"}
+FAULTY_WORKER = str(Path(__file__).with_name("faulty_worker.py"))
+CONNECTION_PASSWORD = "pw-9f3ac1d7e2-conn"
+CREDENTIAL_SECRET = "sk-live-4be07c19a8d2-credential"
+
+
+@pytest.fixture(scope="module")
+def scenario(module_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    home = module_home
+    for ds in (EARLIER_DS, DS):
+        demo.make_risk_partition(home / "data", ds, rows=4000, files=2, row_group_rows=500)
+    credentials = tmp_path_factory.mktemp("secrets") / "service-account.json"
+    credentials.write_text(json.dumps({"type": "service_account", "private_key": CREDENTIAL_SECRET}))
+    secrets = {
+        "AIRFLOW_CONN_NIGHTSHARD_WAREHOUSE": f"postgresql://etl:{CONNECTION_PASSWORD}@warehouse.internal:5432/dw",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(credentials),
+        "NIGHTSHARD_API_TOKEN": CREDENTIAL_SECRET,
+    }
+    faults = json.dumps({f"{DS}/v1/{index}": fault for index, fault in SHARDS.items()})
+    first, first_output = run_dates(RISK_DAG, [
+        {"ds": EARLIER_DS, "conf": {"shard_rows": 1000}},
+        {"ds": DS, "conf": {"shard_rows": 1000, "model_version": "v0"}, "label": "v0"},
+        {"ds": DS, "conf": {"shard_rows": 1000}},
+    ], worker_wrapper=FAULTY_WORKER, NIGHTSHARD_FAULTS=faults, **secrets)
+    Path("/tmp/fh/first.txt").write_text(first_output)
+    staging = risk_staging(home, DS)
+    after_faults = {
+        "results": {p.name: json.loads(p.read_text()) for p in (staging / "_results").glob("*.json")},
+        "progress": {p.parent.name: json.loads(p.read_text()) for p in staging.glob("_checkpoints/*/progress.json")},
+        "plan_files": {p.name: snapshot(p.parent)[p.name] for p in staging.glob("*.parquet")},
+        "published": Path(risk_output(home, DS)).exists(),
+        "staged_text": "\n".join(p.read_text(errors="replace") for p in staging.rglob("*.json")),
+    }
+    earlier = {"v1": snapshot(risk_output(home, EARLIER_DS)), "v0": snapshot(risk_output(home, DS, "v0"))}
+    second, second_output = run_dates(RISK_DAG, [{"ds": DS, "conf": {"shard_rows": 1000}}], **secrets)
+    return {"home": home, "first": first, "second": second, "after_faults": after_faults, "earlier": earlier,
+            "outputs": first_output + second_output}
+
+
+def infer_results(airflow_db: Path, run_id: str) -> dict[int, dict]:
+    """The ShardResult each infer task returned (its XCom), by shard index."""
+    database = sqlite3.connect(Path(airflow_db) / "airflow.db")
+    rows = database.execute("select map_index, value from xcom where dag_id = ? and run_id = ? and task_id = 'infer' "
+                            "and key = 'return_value'", (RISK_DAG, run_id)).fetchall()
+    results = {}
+    for map_index, value in rows:
+        document = json.loads(value)
+        results[map_index] = json.loads(document) if isinstance(document, str) else document
+    return results
+
+
+def test_faulty_run_fails_the_three_shards_and_publishes_nothing(scenario):
+    home, run = scenario["home"], scenario["first"][DS]
+    assert run["states"]["infer"].count("failed") == 3 and run["states"]["infer"].count("success") == 1, run["states"]
+    assert run["states"]["publish"] == ["upstream_failed"], run["states"]
+    assert not scenario["after_faults"]["published"]
+    log = task_log(run["log"], "infer")
+    assert "exit 75" in log and "the retry resumes after the last committed chunk" in log  # SIGTERM
+    assert "exit -9" in log or "SIGKILL" in log  # kill -9
+    assert "No space left on device" in log  # ENOSPC
+    [kill_result] = [r for r in scenario["after_faults"]["results"].values() if r["shard_index"] == 3]
+    assert kill_result["status"] == "failed" and "No space left on device" in kill_result["error"]
+
+
+def test_kill_9_mid_commit_then_rerun_resumes_after_the_last_committed_chunk(scenario):
+    home = scenario["home"]
+    progress = scenario["after_faults"]["progress"]
+    killed = [record for shard, record in progress.items() if shard.startswith("00001-")]
+    assert killed and killed[0]["units_committed"] == 1, progress  # the second chunk was never recorded
+    assert scenario["second"][DS]["states"]["publish"] == ["success"], scenario["second"][DS]["states"]
+    assert_published_exactly_once("kill -9 mid-commit, rerun", risk_output(home, DS),
+                                  input_ids(risk_input(home, DS), ID_COLUMN), ID_COLUMN)
+    log = task_log(scenario["second"][DS]["log"], "infer")
+    assert "deleting output-000001-000002.parquet" in log  # the orphan chunk the kill left behind
+
+
+@pytest.mark.parametrize("index,fault", sorted(SHARDS.items()))
+def test_every_faulted_shard_resumes_from_its_committed_rows(scenario, airflow_db, index, fault):
+    results = infer_results(airflow_db, scenario["second"][DS]["run_id"])
+    result = results[index]
+    assert result["shard_index"] == index and result["status"] == "succeeded", result
+    assert result["resumed_from_rows"] > 0 and result["attempts"] == 2, result
+    assert result["rows_in"] == 1000
+
+
+def test_retry_reruns_only_the_failed_shards_and_leaves_committed_ones_alone(scenario):
+    second = scenario["second"][DS]
+    plan_log = task_log(second["log"], "plan")
+    assert plan_log.count("committed earlier, skipped") == 1, plan_log
+    assert plan_log.count("to score") == 3, plan_log
+    infer_log = task_log(second["log"], "infer")
+    assert infer_log.count("was committed by an earlier attempt") == 1
+    before = scenario["after_faults"]["plan_files"]
+    [(name, fingerprint)] = [(n, f) for n, f in before.items() if n.startswith("part-00000-")]
+    published = risk_output(scenario["home"], DS) / name
+    after = snapshot(published.parent)[name]
+    assert after == fingerprint, "shard 0's output was rewritten by the retry"
+
+
+def test_earlier_partitions_of_other_dates_and_versions_are_untouched(scenario):
+    home = scenario["home"]
+    assert_untouched(risk_output(home, EARLIER_DS), scenario["earlier"]["v1"])
+    assert_untouched(risk_output(home, DS, "v0"), scenario["earlier"]["v0"])
+    assert_published_exactly_once("earlier date, after faults and retry", risk_output(home, EARLIER_DS),
+                                  input_ids(risk_input(home, EARLIER_DS), ID_COLUMN), ID_COLUMN)
+    assert_published_exactly_once("other model version, after faults and retry", risk_output(home, DS, "v0"),
+                                  input_ids(risk_input(home, DS), ID_COLUMN), ID_COLUMN)
+
+
+def test_no_secret_reaches_task_logs_xcom_manifests_specs_or_results(scenario, airflow_db):
+    home = scenario["home"]
+    written = [scenario["outputs"], scenario["after_faults"]["staged_text"]]
+    written += [p.read_text(errors="replace") for p in home.rglob("*")
+                if p.is_file() and p.suffix in {".json", ".html", ".txt", ".log", ""}]
+    database = sqlite3.connect(Path(airflow_db) / "airflow.db")
+    xcom = [str(row) for row in database.execute("select value from xcom where dag_id = ?", (RISK_DAG,))]
+    assert xcom, "no XCom rows to check"
+    written += xcom
+    for secret in (CONNECTION_PASSWORD, CREDENTIAL_SECRET):
+        leaks = [text[max(0, text.find(secret) - 200): text.find(secret) + 50] for text in written if secret in text]
+        assert not leaks, f"secret found: {leaks[:2]}"
