@@ -16,6 +16,8 @@ import posixpath
 import uuid
 from typing import Any
 
+from nightshard_worker import storage as worker_storage
+
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
 from nightshard.manifest import build_manifest
@@ -106,11 +108,11 @@ def _publish_by_swap(final: str, staged: list[dict[str, Any]], manifest: dict[st
         os.link(storage.filesystem(entry["source"])[1], target)
     storage.write_json_atomic(os.path.join(building, layout.MANIFEST_FILE), manifest)
     storage.write_text_atomic(os.path.join(building, layout.SUCCESS_MARKER), "")
-    _fsync_directory(building)
+    worker_storage.fsync_directory(building)
     if os.path.exists(final_path):
         os.rename(final_path, replaced)
     os.rename(building, final_path)
-    _fsync_directory(table_path)
+    worker_storage.fsync_directory(table_path)
     storage.remove(replaced, recursive=True)
 
 
@@ -133,11 +135,3 @@ def _remove_leftovers(table_path: str, partition_name: str) -> None:
     for name in os.listdir(table_path):
         if name.startswith((f"_publishing-{partition_name}-", f"_replaced-{partition_name}-")):
             storage.remove(os.path.join(table_path, name), recursive=True)
-
-
-def _fsync_directory(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

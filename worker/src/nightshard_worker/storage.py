@@ -21,6 +21,10 @@ HASH_BLOCK_BYTES = 1 << 20  # streaming sha256 in 1 MiB reads keeps memory flat 
 
 def resolve(uri: str) -> tuple[Any, str]:
     """The filesystem and the path inside it for a local path or a URI."""
+    if "://" in uri and not uri.startswith("file://"):
+        # Other processes (the DAG, other workers, upstream jobs) change these folders: a cached
+        # listing would hide a file that just appeared.
+        return fsspec.core.url_to_fs(uri, use_listings_cache=False)
     return fsspec.core.url_to_fs(uri)
 
 
@@ -110,7 +114,7 @@ def staged_file(uri: str) -> Iterator[str]:
             with open(temp_path, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(temp_path, path)
-            _fsync_directory(os.path.dirname(path) or ".")
+            fsync_directory(os.path.dirname(path) or ".")
         else:
             fs.put_file(temp_path, path)
     finally:
@@ -126,8 +130,8 @@ def sha256_of_local_file(local_path: str) -> str:
     return digest.hexdigest()
 
 
-def _fsync_directory(directory: str) -> None:
-    # The rename is durable only once the directory entry is on disk.
+def fsync_directory(directory: str) -> None:
+    """Make renames inside `directory` durable: they are only once its entry is on disk."""
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)
