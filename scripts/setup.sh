@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 source scripts/env.sh
 
+mkdir -p "$NIGHTSHARD_HOME"
 DEMO_DATES=(2026-11-20 2026-11-21 2026-11-22)
 airflow db migrate > "$NIGHTSHARD_HOME/db-migrate.log" 2>&1 || { cat "$NIGHTSHARD_HOME/db-migrate.log"; exit 1; }
 python -m nightshard.demo $(printf -- '--ds %s ' "${DEMO_DATES[@]}")

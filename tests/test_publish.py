@@ -41,6 +41,7 @@ def stage_run(root: Path, config, scores: list[float]) -> tuple[dict, list[dict]
             "started_at": "2026-11-23T03:00:00+00:00", "finished_at": "2026-11-23T03:01:00+00:00",
             "wall_seconds": 60.0, "stage_seconds": {"predict": 50.0},
         })
+    (staging / "_owner.json").write_text(json.dumps({"run_id": "r1"}))
     plan = {"pipeline": "scores", "ds": DS, "run_id": "r1", "model_version": "v1", "staging": str(staging),
             "input_partition": str(root / "in" / f"ds={DS}"), "input_files": [], "input_rows": 10 * len(scores)}
     return plan, results
@@ -110,3 +111,13 @@ def test_other_dates_and_model_versions_are_untouched(tmp_path):
     (other_day / "_SUCCESS").write_text("")
     publish(tmp_path, config, [0.5])
     assert (neighbour / "_SUCCESS").exists() and (other_day / "_SUCCESS").exists()
+
+
+def test_a_run_whose_staging_was_taken_over_publishes_nothing(tmp_path):
+    config = config_for(tmp_path)
+    partition = publish(tmp_path, config, [0.1])
+    plan, results = stage_run(tmp_path, config, [0.5, 0.6])
+    (Path(plan["staging"]) / "_owner.json").write_text(json.dumps({"run_id": "a-later-run"}))
+    with pytest.raises(publish_step.StagingTakenOver, match="another run of ds=2026-11-22 planned after it"):
+        publish_step.publish_run(config, plan, results, {"checks": []}, {"total_cost": 0.0})
+    assert scores_in(partition) == {0.1}

@@ -38,8 +38,9 @@ def explain_exit(code: int) -> tuple[str, str]:
     if code in _EXPLANATIONS:
         return _EXPLANATIONS[code]
     if code < 0 or code in (137, 143):
+        signal_number = -code if code < 0 else code - 128
         return (
-            f"the worker was killed (exit {code})",
+            f"the worker was killed by signal {signal_number}",
             "check memory limits and the node's events; the retry resumes from the last checkpoint",
         )
-    return (f"the worker exited with code {code}", _EXPLANATIONS[EXIT_FAILED][1])
+    return ("the worker exited with an undocumented code", _EXPLANATIONS[EXIT_FAILED][1])

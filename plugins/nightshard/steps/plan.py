@@ -76,6 +76,10 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
         log.info("reprocess=all: clearing earlier work in %s", staging)
         storage.remove(staging, recursive=True)
 
+    if not run.dry_run:
+        # The latest plan of a date owns its staging area; publish refuses for any other run, so two
+        # runs of one date can never interleave their files in the published partition.
+        storage.write_json_atomic(storage.join(staging, layout.STAGING_OWNER_FILE), {"run_id": run_id})
     runtime = runtime_spec_for(config)
     tickets = []
     for shard in planned:

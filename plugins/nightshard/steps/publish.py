@@ -16,6 +16,7 @@ import posixpath
 import uuid
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
 from nightshard_worker import storage as worker_storage
 
 from nightshard import layout, storage
@@ -32,6 +33,7 @@ def publish_run(
     validation: dict[str, Any],
     cost: dict[str, Any],
 ) -> dict[str, Any]:
+    _check_staging_owner(plan)
     results = sorted(results, key=lambda r: r["shard_id"])
     final = layout.output_partition(config, plan["model_version"], plan["ds"])
     staged = _staged_files(results)
@@ -66,6 +68,21 @@ def publish_run(
         "files": len(files),
         "code_version": manifest["code_version"],
     }
+
+
+class StagingTakenOver(AirflowFailException):
+    """A later run of the same date planned over this run's staging area."""
+
+
+def _check_staging_owner(plan: dict[str, Any]) -> None:
+    owner_uri = storage.join(plan["staging"], layout.STAGING_OWNER_FILE)
+    owner = storage.read_json(owner_uri)["run_id"] if storage.exists(owner_uri) else None
+    if owner != plan["run_id"]:
+        raise StagingTakenOver(
+            f"run {plan['run_id']} does not own {plan['staging']} any more (owner: {owner}): another run of "
+            f"ds={plan['ds']} planned after it. Nothing was published by this run, so the two runs' files "
+            "cannot mix. Next step: let the other run publish; clear this run only if that one failed."
+        )
 
 
 def _staged_files(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
