@@ -87,7 +87,7 @@ BAD_INPUTS = {
     "zero_row_files": ("2026-11-13", zero_row_files, {}, "plan", ["every file has zero rows"]),
     "duplicate_ids": ("2026-11-14", duplicate_ids, {}, "plan",
                       ["column 'customer_id' has 2 duplicated ids", "part-00001.parquet row 10"]),
-    "ds_path_traversal": ("2026-11-16", None, {"ds": "../../etc"}, "plan", ["ds='../../etc'"]),
+    "ds_path_traversal": ("2026-11-16", None, {"ds": "../../etc"}, "plan", ["'../../etc'"]),
     "model_version_shell": ("2026-11-17", None, {"model_version": "v1;reboot"}, "plan", ["v1;reboot"]),
     "shard_rows_out_of_range": ("2026-11-18", None, {"shard_rows": 0}, "plan", ["shard_rows"]),
 }

@@ -86,3 +86,20 @@ def test_gpu_smoke_tabular_and_text_on_cuda_with_bf16(tmp_path, tabular_artifact
     assert completed.returncode == EXIT_OK, completed.stdout
     result = read_result(spec)
     assert result.device == "cuda" and result.peak_device_memory_bytes > 0 and result.rows_out == 5000
+
+
+def test_a_one_megabyte_text_row_is_truncated_not_fatal(tmp_path):
+    """A giant row is cut at the tokenizer's max_length: scored like its first 256 tokens, no OOM."""
+    giant = "catalogue " * 100_000  # ~1 MB
+    table = pa.table({"id": pa.array(["giant", "small"]), "text": pa.array([giant, SENTENCES[0]])})
+    spec = make_spec(tmp_path, [write_parquet(tmp_path / "in.parquet", table, 2)],
+                     ModelSpec(handler="text_embedding", version="minilm-l6-v2", options={"text_column": "text"}),
+                     batch_size=16, max_batch_tokens=4096)
+
+    completed = run_worker(save_spec(spec, tmp_path))
+
+    assert completed.returncode == EXIT_OK, completed.stdout
+    output = pq.read_table(spec.output_path)
+    assert output.column("id").to_pylist() == ["giant", "small"]
+    result = read_result(spec)
+    assert (result.rows_out, result.rows_quarantined) == (2, 0)
