@@ -302,6 +302,14 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "default": None,
                         "description": "projects/<p>/topics/<t> for failure alerts; null keeps them local.",
                     },
+                    "oncall_slack_conn_id": {
+                        "type": ["string", "null"],
+                        "default": None,
+                        "description": (
+                            "Airflow connection whose host (or extra webhook_url) is a Slack incoming-webhook "
+                            "URL; failure alerts are posted there too. null: no Slack."
+                        ),
+                    },
                     "gcp_conn_id": {
                         "type": "string",
                         "default": "google_cloud_default",

@@ -71,6 +71,7 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
         outbox=layout.outbox_folder(config),
         topic=notify_settings["oncall_topic"],
         gcp_conn_id=notify_settings["gcp_conn_id"],
+        slack_conn_id=notify_settings["oncall_slack_conn_id"],
     )
     with DAG(
         dag_id=config.dag_id,

@@ -42,3 +42,27 @@ def parse_topic(topic: str) -> tuple[str, str]:
     if len(parts) != 4 or parts[0] != "projects" or parts[2] != "topics" or not parts[1] or not parts[3]:
         raise ValueError(f"Pub/Sub topic {topic!r} must look like projects/<project>/topics/<topic>")
     return parts[1], parts[3]
+
+
+def slack_text(alert: dict[str, Any]) -> str:
+    """The alert as one Slack message: what broke, where, and what to do."""
+    shard = f", shard `{alert['shard']}`" if alert.get("shard") else ""
+    log_link = f"\n<{alert['log_url']}|task log>" if alert.get("log_url") else ""
+    return (
+        f":red_circle: *{alert['pipeline']}* ds={alert.get('ds')}: task `{alert['task']}`{shard} failed "
+        f"(try {alert['try_number']}).\n*Cause:* {alert['cause'][:1500]}\n*Next step:* {alert['next_step']}"
+        f"{log_link}"
+    )
+
+
+def post_to_slack(alert: dict[str, Any], *, conn_id: str) -> None:
+    """POST to the incoming webhook named by an Airflow connection (host, or extra webhook_url)."""
+    import requests
+    from airflow.sdk import BaseHook
+
+    connection = BaseHook.get_connection(conn_id)
+    url = (connection.extra_dejson or {}).get("webhook_url") or connection.host
+    if not url or "://" not in url:
+        raise ValueError(f"connection {conn_id} holds no webhook URL: put it in host or extra webhook_url")
+    response = requests.post(url, json={"text": slack_text(alert)}, timeout=10)
+    response.raise_for_status()

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from nightshard.delivery import deliver
+from nightshard.delivery import deliver, post_to_slack
 from nightshard.messages import alert_message
 
 log = logging.getLogger(__name__)
@@ -18,12 +18,15 @@ class OnCallNotifier(BaseNotifier):
 
     template_fields = ()
 
-    def __init__(self, *, pipeline: str, outbox: str, topic: str | None, gcp_conn_id: str):
+    def __init__(
+        self, *, pipeline: str, outbox: str, topic: str | None, gcp_conn_id: str, slack_conn_id: str | None = None
+    ):
         super().__init__()
         self.pipeline = pipeline
         self.outbox = outbox
         self.topic = topic
         self.gcp_conn_id = gcp_conn_id
+        self.slack_conn_id = slack_conn_id
 
     def notify(self, context: Any) -> None:
         ti = context["ti"]
@@ -46,6 +49,11 @@ class OnCallNotifier(BaseNotifier):
             deliver(message, outbox=self.outbox, topic=self.topic, gcp_conn_id=self.gcp_conn_id)
         except Exception:  # an alert that cannot be sent must not hide the task's own failure
             log.exception("could not deliver the on-call alert %s", message)
+        if self.slack_conn_id:
+            try:
+                post_to_slack(message, conn_id=self.slack_conn_id)
+            except Exception:
+                log.exception("could not post the on-call alert to Slack (%s)", self.slack_conn_id)
 
 
 def _ticket_of(context: Any) -> dict[str, Any] | None:
