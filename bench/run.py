@@ -33,7 +33,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VARIANTS = ("ceiling", "worker", "naive", "ray")
 
 # Default sizes by device: the CPU ones keep the full command under 10 minutes on 2 shared cores.
-CPU_SIZES = {"text_rows": 1000, "tabular_rows": 200_000, "image_rows": 128, "sweep_text_rows": 200, "reps": 2}
+CPU_SIZES = {"text_rows": 300, "tabular_rows": 200_000, "image_rows": 64, "sweep_text_rows": 80, "reps": 2}
 GPU_SIZES = {"text_rows": 20_000, "tabular_rows": 2_000_000, "image_rows": 8192, "sweep_text_rows": 4000, "reps": 3}
 QUICK_SIZES = {"text_rows": 64, "tabular_rows": 20_000, "image_rows": 16, "sweep_text_rows": 32, "reps": 1}
 
@@ -43,7 +43,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition: a smoke run")
     parser.add_argument("--workloads", help="comma-separated subset of text,tabular,image "
                         "(default all; --quick: text,tabular)")
-    parser.add_argument("--text-rows", type=int, help="text shard rows (cpu default 3000, gpu 20000)")
+    parser.add_argument("--text-rows", type=int, help="text shard rows (cpu default 300, gpu 20000)")
     parser.add_argument("--tabular-rows", type=int, help="tabular shard rows (the memory check uses a tenth)")
     parser.add_argument("--image-rows", type=int)
     parser.add_argument("--sweep-text-rows", type=int, help="text rows per point of the threads sweep")

@@ -59,8 +59,6 @@ class VariantRun:
 
 
 def make_handler(workload: Workload, device: str, precision: str):
-    import torch
-
     from nightshard_worker import device as devices
     from nightshard_worker.handlers import handler_class
 
@@ -152,6 +150,7 @@ def run_worker(workload: Workload, folder: Path, device: str, precision: str, th
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env=worker_environment())
+        memory = PeakMemorySampler(process.pid)
         for line in process.stdout:
             if loaded_at is None and WORKER_LOADED_MARKER in line:
                 loaded_at = time.perf_counter()
@@ -160,6 +159,7 @@ def run_worker(workload: Workload, folder: Path, device: str, precision: str, th
             log_lines.append(line)
         code = process.wait()
         ended = time.perf_counter()
+        memory.stop()
     if code != 0 or loaded_at is None or done_at is None:
         raise RuntimeError(f"worker exited {code} on {workload.name} ({tag}):\n{''.join(log_lines[-40:])}")
     result = ShardResult.from_json(Path(spec.result_path).read_text())
@@ -168,9 +168,46 @@ def run_worker(workload: Workload, folder: Path, device: str, precision: str, th
     return VariantRun(
         "worker", workload.rows, load_seconds=loaded_at - started, steady_seconds=done_at - loaded_at,
         end_to_end_seconds=result.wall_seconds, process_wall_seconds=ended - started,
-        peak_rss_bytes=result.peak_rss_bytes, gpu_busy_percent=sampler.busy_percent,
-        details={"stage_seconds": result.stage_seconds, "log_tail": [l.rstrip() for l in log_lines[-3:]]},
+        peak_rss_bytes=memory.peak_bytes, gpu_busy_percent=sampler.busy_percent,
+        details={"stage_seconds": result.stage_seconds, "result_peak_rss_bytes": result.peak_rss_bytes, "log_tail": [l.rstrip() for l in log_lines[-3:]]},
     )
+
+
+class PeakMemorySampler:
+    """The child's VmHWM from /proc, read until it exits.
+
+    Not the result's `peak_rss_bytes`: that is getrusage's ru_maxrss, which Linux carries over
+    from the parent across fork+exec, so a worker started by a big process (this one, with models
+    loaded) reports the parent's peak. VmHWM belongs to the new address space. It is a high-water
+    mark, so sampling misses at most the growth of the last interval.
+    """
+
+    INTERVAL_SECONDS = 0.05
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.path = f"/proc/{pid}/status"
+        self.peak_bytes: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="vmhwm", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with open(self.path) as status:
+                    for line in status:
+                        if line.startswith("VmHWM:"):
+                            value = int(line.split()[1]) * 1024
+                            self.peak_bytes = max(self.peak_bytes or 0, value)
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                pass  # not started yet, or gone (a zombie has no VmHWM line)
+            self._stop.wait(self.INTERVAL_SECONDS)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _torch_device(device: str):

@@ -27,7 +27,7 @@ TEXT_WORDS_MEDIAN = 30
 TEXT_WORDS_SIGMA = 0.8
 TEXT_WORDS_MIN, TEXT_WORDS_MAX = 6, 220
 # 500-row row groups: the worker sorts by length within a row group, so bigger groups pack tighter,
-# and the CPU-sized default shard (1000 rows) still has two groups to overlap decode with predict.
+# and a 600-row shard still has two groups to overlap decode with predict.
 TEXT_ROW_GROUP_ROWS = 500
 TEXT_BATCH_SIZE = 128  # rows per forward pass for every text variant (worker: capped further by tokens)
 

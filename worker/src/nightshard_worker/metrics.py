@@ -75,5 +75,16 @@ class WorkerMetrics:
 
 
 def peak_rss_bytes() -> int:
-    # ru_maxrss is the kernel's own high-water mark, in KiB on Linux: no sampling gaps.
+    """This process's own memory high-water mark (VmHWM), which the kernel keeps: no sampling gaps.
+
+    Not ru_maxrss: Linux carries it over from the parent across fork+exec, so a worker started by a
+    big Airflow process would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

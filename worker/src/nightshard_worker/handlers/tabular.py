@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from nightshard_worker import storage, tuning
@@ -47,9 +48,13 @@ class TabularHandler(ModelHandler):
     def preprocess(self, table: pa.Table) -> PreparedRows:
         features = np.empty((table.num_rows, len(self.feature_columns)), dtype=np.float32)
         for position, name in enumerate(self.feature_columns):
-            column = table.column(name).cast(pa.float64())
-            # Nulls become NaN so that one finiteness check catches nulls, NaN and inf alike.
-            features[:, position] = column.to_numpy(zero_copy_only=False)
+            # Nulls become NaN so that one finiteness check catches nulls, NaN and inf alike. Filled in
+            # Arrow and converted chunk by chunk: ChunkedArray.to_numpy would import pandas mid-shard.
+            column = pc.fill_null(table.column(name).cast(pa.float64()), float("nan"))
+            start = 0
+            for chunk in column.chunks:
+                features[start:start + len(chunk), position] = chunk.to_numpy(zero_copy_only=False)
+                start += len(chunk)
         finite = np.isfinite(features)
         good_mask = finite.all(axis=1)
         bad_rows = {}
