@@ -21,7 +21,6 @@ from deployment.real_stack import (
     postgres_available,
     psql,
     stack_environment,
-    start_component,
     stop_processes,
     wait_for_dag,
     wait_until_healthy,
@@ -43,13 +42,13 @@ def airflow_stack(request: pytest.FixtureRequest):
                          logs=logs)
     psql(f"CREATE DATABASE {database}")
     try:
-        environment = stack_environment(
+        environment = stack.environment = stack_environment(
             root, f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}", port)
         make_demo_home(stack.home)
         migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=environment, capture_output=True, text=True)
         assert migrate.returncode == 0, f"airflow db migrate failed:\n{migrate.stdout[-4000:]}\n{migrate.stderr[-4000:]}"
         for name in COMPONENTS:
-            stack.processes[name] = start_component(name, environment, logs)
+            stack.start_component(name)
         wait_until_healthy(stack)
         stack.token = log_in(stack)
         wait_for_dag(stack, PIPELINE_DAG_ID)

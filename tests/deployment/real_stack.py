@@ -11,6 +11,7 @@ executor.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -36,6 +37,9 @@ PIPELINE_DAG_ID = "nightshard_tabular_risk"
 # depends on the other's runs).
 REST_DATES = ("2026-11-20", "2026-11-21", "2026-11-22")
 UI_DATES = ("2026-11-18", "2026-11-19")
+# Partitions the component-restart tests score with the slowed pipeline (test_component_restarts.py).
+RESTART_DATES = ("2026-11-16", "2026-11-17")
+SLOW_DAG_ID = "nightshard_slow_risk"
 DEMO_INPUT_ROWS = 3000  # two files of 3 row groups each: 3 shards at shard_rows=1000
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -79,7 +83,20 @@ class AirflowStack:
     airflow_home: Path
     logs: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     token: str = ""
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL the component and everything in its process group, as when its container dies."""
+        process = self.processes[name]
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+    def start_component(self, name: str) -> None:
+        self.processes[name] = start_component(name, self.environment, self.logs)
 
     def api(self, method: str, path: str, expect: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
         import requests
@@ -89,6 +106,19 @@ class AirflowStack:
         )
         assert response.status_code in expect, f"{method} {path} -> {response.status_code}: {response.text[:2000]}"
         return response.json() if response.content else None
+
+    def trigger(self, dag_id: str, ds: str, run_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Create a run for partition `ds` with the data interval the DAG's daily schedule gives it."""
+        start = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)
+        self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={
+            "dag_run_id": run_id, "logical_date": start.isoformat(), "data_interval_start": start.isoformat(),
+            "data_interval_end": (start + dt.timedelta(days=1)).isoformat(), "conf": {"ds": ds, **(conf or {})},
+        })
+        self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        return run_id
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
     def dag_runs(self, dag_id: str = PIPELINE_DAG_ID) -> list[dict[str, Any]]:
         return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
@@ -134,8 +164,17 @@ def make_demo_home(home: Path) -> None:
     from nightshard import demo
 
     demo.train_risk_model(home / "models", rows=2000, epochs=3)
-    for ds in REST_DATES + UI_DATES:
+    for ds in REST_DATES + UI_DATES + RESTART_DATES:
         demo.make_risk_partition(home / "data", ds, rows=DEMO_INPUT_ROWS, files=2, row_group_rows=500)
+
+
+def make_pipelines_dir(root: Path) -> Path:
+    """The repo's pipelines, plus `slow_risk`: the risk scorer paused per batch (a test handler), so a
+    test can restart Airflow components while its shard runs."""
+    pipelines = root / "pipelines"
+    shutil.copytree(REPO / "dags" / "pipelines", pipelines)
+    shutil.copy(Path(__file__).with_name("slow_risk.yaml"), pipelines / "slow_risk.yaml")
+    return pipelines
 
 
 def stack_environment(root: Path, database_url: str, port: int) -> dict[str, str]:
@@ -149,7 +188,9 @@ def stack_environment(root: Path, database_url: str, port: int) -> dict[str, str
     environment.update({
         "AIRFLOW_HOME": str(root / "airflow"),
         "NIGHTSHARD_HOME": str(root / "home"),
-        "PYTHONPATH": str(REPO / "plugins"),
+        # tests/worker: the slow_risk pipeline's handler (worker_test_handlers) imports in the worker.
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO / "tests" / "worker")]),
+        "NIGHTSHARD_PIPELINES_DIR": str(make_pipelines_dir(root)),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -184,6 +225,11 @@ def stack_environment(root: Path, database_url: str, port: int) -> dict[str, str
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         # Re-list the dags folder often, so a test never waits minutes for the first parse.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        # A task whose supervisor died (its scheduler's container killed) is failed and retried after
+        # this long without a heartbeat, instead of the default five minutes.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
+        # A dead triggerer's deferred tasks move to a live one after this long.
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "20",
     })
     return environment
 

@@ -32,6 +32,10 @@ class RowTooLargeError(WorkerError):
     """A single row runs the device out of memory even alone in its batch."""
 
 
+class ShardBusyError(WorkerError):
+    """Another live worker holds this shard's lock past the wait (an orphaned earlier attempt)."""
+
+
 class PreemptedError(WorkerError):
     """SIGTERM arrived; progress is committed and a retry resumes."""
 

@@ -19,6 +19,7 @@ from nightshard_worker.contract import (
     ShardSpec,
 )
 from nightshard_worker.errors import PreemptedError, WorkerError
+from nightshard_worker.shard_lock import exclusive_shard
 
 log = logging.getLogger("nightshard_worker")
 
@@ -42,15 +43,25 @@ def already_succeeded(spec: ShardSpec) -> ShardResult | None:
 
 
 def run_shard(spec: ShardSpec) -> int:
-    """Score the shard; always leaves a ShardResult at spec.result_path unless already done."""
-    earlier = already_succeeded(spec)
-    if earlier is not None:
-        log.info("shard %s already succeeded with this spec (%s): nothing to do", spec.shard_id, spec.result_path)
-        return EXIT_OK
+    """Score the shard; leaves a ShardResult at spec.result_path unless already done or held by another worker."""
     stop = threading.Event()
     from nightshard_worker.preemption import install_stop_on_sigterm
 
     install_stop_on_sigterm(stop)
+    try:
+        with exclusive_shard(spec.shard_id, spec.checkpoint_dir, stop):
+            return _run_locked(spec, stop)
+    except WorkerError as error:  # the lock itself: waited too long, or SIGTERM while waiting
+        log.error("shard %s: %s", spec.shard_id, error)
+        return error.exit_code
+
+
+def _run_locked(spec: ShardSpec, stop: threading.Event) -> int:
+    # Checked under the lock: an orphaned earlier attempt may have finished while this one waited.
+    earlier = already_succeeded(spec)
+    if earlier is not None:
+        log.info("shard %s already succeeded with this spec (%s): nothing to do", spec.shard_id, spec.result_path)
+        return EXIT_OK
     result = ShardResult(shard_id=spec.shard_id, status=STATUS_FAILED, spec_fingerprint=spec.fingerprint(),
                          output_path=spec.output_path, quarantine_path=spec.quarantine_path,
                          started_at=_now())
