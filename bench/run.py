@@ -33,18 +33,23 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VARIANTS = ("ceiling", "worker", "naive", "ray")
 
 # Default sizes by device: the CPU ones keep the full command under 10 minutes on 2 shared cores.
-CPU_SIZES = {"text_rows": 300, "tabular_rows": 200_000, "image_rows": 64, "sweep_text_rows": 80, "reps": 2}
-GPU_SIZES = {"text_rows": 20_000, "tabular_rows": 2_000_000, "image_rows": 8192, "sweep_text_rows": 4000, "reps": 3}
-QUICK_SIZES = {"text_rows": 64, "tabular_rows": 20_000, "image_rows": 16, "sweep_text_rows": 32, "reps": 1}
+CPU_SIZES = {"text_rows": 300, "tabular_rows": 200_000, "wide_rows": 100_000, "image_rows": 64,
+             "sweep_text_rows": 80, "reps": 2}
+GPU_SIZES = {"text_rows": 20_000, "tabular_rows": 2_000_000, "wide_rows": 2_000_000, "image_rows": 8192,
+             "sweep_text_rows": 4000, "reps": 3}
+QUICK_SIZES = {"text_rows": 64, "tabular_rows": 20_000, "wide_rows": 10_000, "image_rows": 16,
+               "sweep_text_rows": 32, "reps": 1}
+WORKLOADS = ("text", "tabular", "tabular_wide", "image")
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition: a smoke run")
-    parser.add_argument("--workloads", help="comma-separated subset of text,tabular,image "
+    parser.add_argument("--workloads", help="comma-separated subset of " + ",".join(WORKLOADS) + " "
                         "(default all; --quick: text,tabular)")
     parser.add_argument("--text-rows", type=int, help="text shard rows (cpu default 300, gpu 20000)")
     parser.add_argument("--tabular-rows", type=int, help="tabular shard rows (the memory check uses a tenth)")
+    parser.add_argument("--wide-rows", type=int, help="tabular_wide shard rows")
     parser.add_argument("--image-rows", type=int)
     parser.add_argument("--sweep-text-rows", type=int, help="text rows per point of the threads sweep")
     parser.add_argument("--reps", type=int, help="interleaved repetitions per variant")
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"bench: {machine['date']} device={device.type} ({machine['device_name']}) nproc={machine['nproc']} "
           f"torch_threads={arguments.threads} precision={arguments.precision} sizes={sizes}", flush=True)
-    listed = arguments.workloads or ("text,tabular" if arguments.quick else "text,tabular,image")
+    listed = arguments.workloads or ("text,tabular" if arguments.quick else ",".join(WORKLOADS))
     chosen = [name.strip() for name in listed.split(",") if name.strip()]
     work = Path(tempfile.mkdtemp(prefix="nightshard-bench-"))
     ray_state = _start_ray(arguments, device)
@@ -130,13 +135,18 @@ def _make_workload(name: str, work: Path, sizes: dict, artifact: Path | None) ->
         return workloads.write_text(work, sizes["text_rows"])
     if name == "tabular":
         return workloads.write_tabular(work, sizes["tabular_rows"], artifact)
+    if name == "tabular_wide":
+        wide = workloads.build_wide_tabular_model(work / "models-wide")
+        return workloads.write_tabular(work, sizes["wide_rows"], wide, name="tabular_wide")
     if name == "image":
         return workloads.write_image(work, sizes["image_rows"])
-    raise SystemExit(f"unknown workload {name!r}: choose from text, tabular, image")
+    raise SystemExit(f"unknown workload {name!r}: choose from {', '.join(WORKLOADS)}")
+
 
 
 def _run_workload(workload, work: Path, arguments, device, reps: int, ray_state: dict) -> dict:
-    print(f"\n== {workload.name}: {workload.rows} rows, batch {workload.batch_size}, {reps} rep(s)", flush=True)
+    print(f"\n== {workload.name} ({workloads.MODEL_DESCRIPTIONS[workload.name]}): {workload.rows} rows, "
+          f"batch {workload.batch_size}, {reps} rep(s)", flush=True)
     ceiling = variants.Ceiling(workload, arguments.device, arguments.precision, arguments.threads)
     runners = {
         "ceiling": lambda rep: ceiling.run(),

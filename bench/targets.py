@@ -25,7 +25,7 @@ class Target:
         sign = ">=" if self.higher_is_better else "<="
         shown = "n/a" if self.ratio is None else f"{self.ratio:.2f}"
         note = f"  ({self.note})" if self.note else ""
-        return f"{self.verdict:<12} {self.workload:<8} {self.name:<44} {shown:>6} (target {sign} {self.threshold}){note}"
+        return f"{self.verdict:<12} {self.workload:<12} {self.name:<44} {shown:>6} (target {sign} {self.threshold}){note}"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "ratio": None if self.ratio is None else round(self.ratio, 3),
@@ -53,7 +53,7 @@ def throughput_targets(workload: str, medians: dict[str, dict], ray_note: str = 
             Target(workload, "worker / Ray Data (end-to-end rows/s)",
                    ratio(rate("worker", "end_to_end"), rate("ray", "end_to_end")), 1.5, note=ray_note),
         ]
-    if workload == "tabular":
+    if workload in ("tabular", "tabular_wide"):
         return [Target(workload, "worker / ceiling (steady rows/s)", worker_vs_ceiling, 0.80)]
     return []
 

@@ -34,6 +34,17 @@ TEXT_BATCH_SIZE = 128  # rows per forward pass for every text variant (worker: c
 # Tabular: the demo risk model (12 features, MLP 64-32-1), scored in large batches.
 TABULAR_ROW_GROUP_ROWS = 10_000  # as the demo partitions are written
 TABULAR_BATCH_SIZE = 8192
+# tabular_wide: the same 12 features through a production-size risk MLP (12 -> 1024 -> 512 -> 256 -> 1,
+# ~1.3 MFLOP a row, 270x the demo's). The demo MLP costs ~5 kFLOP a row, so any pipeline around it
+# measures Parquet and Python, not the model; this one is what a team's nightly scorer costs.
+WIDE_TABULAR_LAYERS = (1024, 512, 256)
+
+MODEL_DESCRIPTIONS = {
+    "text": "all-MiniLM-L6-v2 embeddings",
+    "tabular": "demo risk MLP 12-64-32-1, ~5 kFLOP/row: I/O-bound, the pipeline's own cost shows",
+    "tabular_wide": "production-size risk MLP 12-1024-512-256-1, ~1.3 MFLOP/row",
+    "image": "EfficientNet-Lite0 ImageNet classifier",
+}
 
 # Images: small PNGs (the handler resizes to 224x224 anyway), batches of 32.
 IMAGE_SIDE = 64
@@ -85,17 +96,42 @@ def train_tabular_model(folder: Path) -> Path:
     return train_risk_model(folder, rows=4096, epochs=3) / "model.pt"
 
 
-def write_tabular(folder: Path, rows: int, artifact: Path, seed: int = SEED) -> Workload:
+def build_wide_tabular_model(folder: Path) -> Path:
+    """TorchScript MLP with WIDE_TABULAR_LAYERS, seeded weights: throughput does not depend on training."""
+    import torch
+
+    from nightshard.demo import RISK_FEATURES
+
+    torch.manual_seed(SEED)
+    layers, width = [], len(RISK_FEATURES)
+    for hidden in WIDE_TABULAR_LAYERS:
+        layers += [torch.nn.Linear(width, hidden), torch.nn.ReLU()]
+        width = hidden
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1), torch.nn.Sigmoid()).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.pt"
+    torch.jit.save(torch.jit.script(model), str(path))
+    return path
+
+
+def wide_tabular_flops_per_row() -> int:
+    from nightshard.demo import RISK_FEATURES
+
+    widths = (len(RISK_FEATURES), *WIDE_TABULAR_LAYERS, 1)
+    return sum(2 * inputs * outputs for inputs, outputs in zip(widths, widths[1:]))
+
+
+def write_tabular(folder: Path, rows: int, artifact: Path, seed: int = SEED, name: str = "tabular") -> Workload:
     from nightshard.demo import RISK_FEATURES
 
     rng = np.random.default_rng(seed + 2)
     features = rng.standard_normal((rows, len(RISK_FEATURES)), dtype=np.float32)
     columns = {ID_COLUMN: np.arange(rows, dtype=np.int64), **{n: features[:, i] for i, n in enumerate(RISK_FEATURES)}}
-    path = folder / f"tabular-{rows}.parquet"
+    path = folder / f"{name}-{rows}.parquet"
     pq.write_table(pa.table(columns), path, row_group_size=TABULAR_ROW_GROUP_ROWS)
     model = ModelSpec(handler="tabular", version="bench", artifact=str(artifact),
                       options={"feature_columns": list(RISK_FEATURES)})
-    return Workload("tabular", path, rows, model, TABULAR_BATCH_SIZE)
+    return Workload(name, path, rows, model, TABULAR_BATCH_SIZE)
 
 
 def image_png(rng: np.random.Generator, side: int = IMAGE_SIDE) -> bytes:

@@ -38,7 +38,7 @@ PIPELINE_DAG_ID = "nightshard_tabular_risk"
 REST_DATES = ("2026-11-20", "2026-11-21", "2026-11-22")
 UI_DATES = ("2026-11-18", "2026-11-19")
 # Partitions the component-restart tests score with the slowed pipeline (test_component_restarts.py).
-RESTART_DATES = ("2026-11-16", "2026-11-17")
+RESTART_DATES = ("2026-11-14", "2026-11-15", "2026-11-16")
 SLOW_DAG_ID = "nightshard_slow_risk"
 DEMO_INPUT_ROWS = 3000  # two files of 3 row groups each: 3 shards at shard_rows=1000
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
@@ -86,14 +86,24 @@ class AirflowStack:
     environment: dict[str, str] = field(default_factory=dict)
     token: str = ""
 
-    def kill_component(self, name: str) -> None:
-        """SIGKILL the component and everything in its process group, as when its container dies."""
+    def kill_component(self, name: str, with_descendants: bool = True) -> list[int]:
+        """SIGKILL the component's process group; with its descendants too (the Airflow task supervisor
+        starts tasks in sessions of their own), as when its container dies. Returns the pids killed."""
+        import psutil
+
         process = self.processes[name]
+        descendants = psutil.Process(process.pid).children(recursive=True) if with_descendants else []
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        for descendant in descendants:
+            try:
+                descendant.kill()
+            except psutil.NoSuchProcess:
+                pass
         process.wait(timeout=30)
+        return [process.pid, *(descendant.pid for descendant in descendants)]
 
     def start_component(self, name: str) -> None:
         self.processes[name] = start_component(name, self.environment, self.logs)
@@ -225,9 +235,10 @@ def stack_environment(root: Path, database_url: str, port: int) -> dict[str, str
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         # Re-list the dags folder often, so a test never waits minutes for the first parse.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-        # A task whose supervisor died (its scheduler's container killed) is failed and retried after
-        # this long without a heartbeat, instead of the default five minutes.
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
+        # A killed scheduler's running tasks are reset (and retried) by the next scheduler once the dead
+        # one has missed heartbeats for scheduler_health_check_threshold (30 s), checked this often:
+        # seconds after the restart, not up to five minutes (the default interval).
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
         # A dead triggerer's deferred tasks move to a live one after this long.
         "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "20",
     })

@@ -1,8 +1,9 @@
 """Airflow components dying under a running pipeline (the fault suite's restart case, on the real stack):
 
-- the scheduler's container is killed (SIGKILL to its whole process group: LocalExecutor workers, task
-  supervisors and the worker CLI they started) while a shard is half scored; a new scheduler fails the
-  task for its missing heartbeat, the retry resumes from the shard's checkpoint;
+- the scheduler is killed (SIGKILL) while a shard is half scored, either with everything it started
+  (its container dies) or alone (the task's worker lives on as an orphan); a new scheduler resets the
+  orphaned task and retries it: the retry resumes from the shard's checkpoint, or waits on the shard's
+  lock for the orphan to finish and finds the shard done;
 - the triggerer is killed while `wait` is deferred on a partition that is not there yet; a new triggerer
   takes the trigger over, and the run goes on once the partition lands.
 
@@ -23,8 +24,9 @@ from faults.invariant import assert_published_exactly_once, input_ids
 pytestmark = pytest.mark.slow
 
 ID_COLUMN = "customer_id"
-# Heartbeat timeout (45 s) + retry delay (5 s) + the shard (~15 s) + validate..notify, on two loaded cores.
-RECOVERY_TIMEOUT_SECONDS = 360
+# Dead scheduler noticed (30 s + 5 s) + retry delay (5 s) + the shard (~90 s) + validate..notify, on two
+# loaded cores.
+RECOVERY_TIMEOUT_SECONDS = 420
 
 
 def input_partition(stack: AirflowStack, ds: str) -> Path:
@@ -65,31 +67,39 @@ def infer_logs(stack: AirflowStack, run_id: str) -> dict[str, str]:
     return {str(path.relative_to(folder)): path.read_text(errors="replace") for path in sorted(folder.rglob("*.log"))}
 
 
-def test_scheduler_killed_mid_shard_the_retry_resumes_and_every_row_lands_once(airflow_stack: AirflowStack):
+@pytest.mark.parametrize("ds,kill_tasks_too,recovery", [
+    # The scheduler's container dies: its tasks and their workers with it. The retry resumes after the
+    # dead worker's committed chunks.
+    (RESTART_DATES[0], True, "resuming after"),
+    # Only the scheduler process dies: the task's worker lives on, orphaned. The retry waits on the
+    # shard's lock until the orphan has finished, then finds the shard done.
+    (RESTART_DATES[1], False, "being scored by another worker"),
+], ids=["container-killed", "scheduler-process-killed"])
+def test_scheduler_killed_mid_shard_the_retry_recovers_and_every_row_lands_once(
+        airflow_stack: AirflowStack, ds: str, kill_tasks_too: bool, recovery: str):
     require_worker()
-    stack, ds = airflow_stack, RESTART_DATES[0]
+    stack = airflow_stack
     wait_for_dag(stack, SLOW_DAG_ID)
     run_id = stack.trigger(SLOW_DAG_ID, ds, f"restart_scheduler_{ds}")
     wait_for(lambda: committed_units(stack, ds) >= 1, "a committed chunk of the shard", stack)
 
-    stack.kill_component("scheduler")
+    stack.kill_component("scheduler", with_descendants=kill_tasks_too)
     assert committed_units(stack, ds) < 6, "the shard finished before the scheduler died: nothing was tested"
     stack.start_component("scheduler")
     stack.wait_for_runs({run_id}, RECOVERY_TIMEOUT_SECONDS, dag_id=SLOW_DAG_ID)
 
-    assert_published_exactly_once("scheduler killed mid-shard", output_partition(stack, ds),
-                                  input_ids(input_partition(stack, ds), ID_COLUMN), ID_COLUMN)
+    assert_published_exactly_once(f"scheduler killed mid-shard ({'with' if kill_tasks_too else 'without'} its tasks)",
+                                  output_partition(stack, ds), input_ids(input_partition(stack, ds), ID_COLUMN),
+                                  ID_COLUMN)
     infer = [ti for ti in stack.task_instances(SLOW_DAG_ID, run_id) if ti["task_id"] == "infer"]
-    assert len(infer) == 1 and infer[0]["try_number"] >= 2, infer  # the dead attempt was failed and retried
+    assert len(infer) == 1 and infer[0]["try_number"] >= 2, infer  # the orphaned attempt was reset and retried
     logs = infer_logs(stack, run_id)
-    last_attempt = logs[max(logs, key=lambda name: int(name.rsplit("attempt=", 1)[1].split(".")[0]))]
-    # The retry either resumed after the dead attempt's committed chunks or, had that worker outlived
-    # its supervisor, waited for it and found the shard done.
-    assert ("resuming after" in last_attempt or "already succeeded with this spec" in last_attempt), last_attempt
+    retry = logs[max(logs, key=lambda name: int(name.rsplit("attempt=", 1)[1].split(".")[0]))]
+    assert recovery in retry, retry
 
 
 def test_triggerer_killed_while_waiting_a_new_one_takes_the_sensor_over(airflow_stack: AirflowStack):
-    stack, ds = airflow_stack, RESTART_DATES[1]
+    stack, ds = airflow_stack, RESTART_DATES[2]
     marker = input_partition(stack, ds) / "_SUCCESS"
     marker.unlink()  # upstream has not finished yet
     wait_for_dag(stack, SLOW_DAG_ID)
