@@ -26,9 +26,10 @@ ID_COLUMN = "id"
 TEXT_WORDS_MEDIAN = 30
 TEXT_WORDS_SIGMA = 0.8
 TEXT_WORDS_MIN, TEXT_WORDS_MAX = 6, 220
-# 500-row row groups: the worker sorts by length within a row group, so bigger groups pack tighter,
-# and a 600-row shard still has two groups to overlap decode with predict.
-TEXT_ROW_GROUP_ROWS = 500
+# 150-row row groups: the default 300-row shard is then two groups, so decode of one overlaps the
+# forward passes of the other, as in a real shard of dozens of groups. Small on purpose: the worker
+# sorts by length within a group only, so this packs its batches worse than big groups would.
+TEXT_ROW_GROUP_ROWS = 150
 TEXT_BATCH_SIZE = 128  # rows per forward pass for every text variant (worker: capped further by tokens)
 
 # Tabular: the demo risk model (12 features, MLP 64-32-1), scored in large batches.

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from faults.conftest import ID_COLUMN, RISK_DAG, risk_input, risk_output, risk_staging
-from faults.dag_runner import run_dates, task_log
+from dag_runner import run_dates, task_log
 from faults.invariant import assert_published_exactly_once, assert_unpublished, input_ids, snapshot
 from nightshard import demo
 

@@ -4,7 +4,7 @@ and in the alert in the outbox.
 Airflow 3.3's dag.test() runs each task in-process (InProcessTestSupervisor) and sends the task log to
 the process's stdout instead of $AIRFLOW_HOME/logs/dag_id=.../task_id=.../attempt=N.log (that file is
 written when an executor runs the task under the supervisor), so each run happens in a fresh process
-(`fresh_process_run.py`) and the test reads the task log from its output, between dag.test()'s
+(`tests/dag_runner.py`) and the test reads the task log from its output, between dag.test()'s
 "[DAG TEST] starting task_id=<task>" and "end task" lines.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from nightshard import demo
 from nightshard.messages import ALERT_SCHEMA, load_schema
 from pipeline_runs import outbox_messages
-from reporting.fresh_process_run import run_in_fresh_process
+from dag_runner import runs_with_one_conf, task_log as dag_test_task_log
 
 RUN_SECONDS = 180
 DS = "2026-11-22"
@@ -42,23 +42,15 @@ def risk_partition(nightshard_home, airflow_db):
 
 
 def run_failing(dag_id: str, conf: dict, fake_worker: Path | None = None) -> tuple[dict, str]:
-    states, _, output = run_in_fresh_process(dag_id, DS, conf, str(fake_worker) if fake_worker else None,
-                                             timeout_seconds=RUN_SECONDS)
+    [(states, _, output)] = runs_with_one_conf(dag_id, [DS], conf, str(fake_worker) if fake_worker else None,
+                                               timeout_seconds=RUN_SECONDS)
     return states, output
 
 
 def task_log(output: str, task_id: str) -> str:
-    """The lines dag.test() printed while running `task_id` (every map index and try)."""
-    sections, inside = [], False
-    for line in output.splitlines():
-        if f"[DAG TEST] starting task_id={task_id} " in line:
-            inside = True
-        if inside:
-            sections.append(line)
-        if f"[DAG TEST] end task task_id={task_id} " in line:
-            inside = False
-    assert sections, f"dag.test() printed no log for {task_id}"
-    return "\n".join(sections)
+    log = dag_test_task_log(output, task_id)
+    assert log, f"dag.test() printed no log for {task_id}"
+    return log
 
 
 def test_missing_column_fails_plan_with_the_file_column_and_next_step(risk_partition, nightshard_home):

@@ -16,7 +16,7 @@ from nightshard import demo
 from nightshard.run_metrics import exported_metric_names
 from nightshard.run_report import CHART_NAMES
 from pipeline_runs import published_partition, read_manifest
-from reporting.fresh_process_run import runs_in_fresh_process
+from dag_runner import runs_with_one_conf
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST_DS, SECOND_DS = "2026-11-21", "2026-11-22"
@@ -60,7 +60,7 @@ def asset_events(run_id: str) -> list:
 
 def test_second_run_estimates_reports_drift_and_records_the_asset_event(two_days, pushgateway):
     home, worker = two_days
-    runs = dict(zip((FIRST_DS, SECOND_DS), runs_in_fresh_process(
+    runs = dict(zip((FIRST_DS, SECOND_DS), runs_with_one_conf(
         "nightshard_tabular_risk", [FIRST_DS, SECOND_DS], {"shard_rows": 1500}, worker)))
     for states, _, output in runs.values():
         assert set(states["publish"]) == {"success"}, (states, output[-3000:])

@@ -2,10 +2,12 @@
 
     python dag_runner.py <dag_id> '<JSON list of {"ds": ..., "conf": {...}}>' [worker wrapper script]
 
-Like tests/reporting/fresh_process_run.py (a fresh process gives each run its own stdout for the task
-log), but each run has its own conf, a run whose params are refused is reported instead of crashing
-the process, and retries are off so that a fault fails its task at once: the test plays the retry by
-running the date again, which is what clearing the failed task does.
+A fresh process gives each test its own stdout for the task log (Airflow's in-process logging binds
+to the first stdout it sees); several dates in one process pay Airflow's start-up once. Each run has
+its own conf, a run whose params are refused is reported instead of crashing the process, and retries
+are off so that a fault fails its task at once: a test plays the retry by running the date again,
+which is what clearing the failed task does. With a worker wrapper script, `infer` runs that script
+instead of nightshard-worker.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import traceback
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main(dag_id: str, runs: str, worker_wrapper: str | None = None) -> None:
@@ -96,8 +98,21 @@ def run_dates(dag_id: str, runs: list[dict], worker_wrapper: str | None = None, 
     return parsed, output
 
 
+def runs_with_one_conf(dag_id: str, dates: list[str], conf: dict, worker_wrapper: str | None = None,
+                       timeout_seconds: int = 300) -> list[tuple[dict, str, str]]:
+    """One (task states, run id, printed output) per date, all with the same conf; a single date's
+    output also holds what Airflow wrote to stderr."""
+    parsed, output = run_dates(dag_id, [{"ds": ds, "conf": conf} for ds in dates], worker_wrapper,
+                               timeout_seconds)
+    runs = [(parsed[ds]["states"], parsed[ds]["run_id"], parsed[ds]["log"]) for ds in dates]
+    assert all(states is not None for states, _, _ in runs), f"a run was refused:\n{output[-4000:]}"
+    if len(dates) == 1:
+        runs[0] = (runs[0][0], runs[0][1], output)
+    return runs
+
+
 def task_log(section: str, task_id: str) -> str:
-    """The lines dag.test() printed while running `task_id` (every map index)."""
+    """The lines dag.test() printed while running `task_id` (every map index and try)."""
     lines, inside = [], False
     for line in section.splitlines():
         if f"[DAG TEST] starting task_id={task_id} " in line:
