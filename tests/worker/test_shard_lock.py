@@ -44,15 +44,20 @@ def two_workers():
             process.wait()
 
 
-def test_second_worker_waits_for_the_first_and_finds_the_shard_done(tmp_path, tabular_artifact, two_workers):
+def second_worker_waiting_on_the_first(tmp_path, tabular_artifact, start):
+    """(spec, first, second): the first worker mid-shard, the second waiting on its lock."""
     spec = slow_spec(tmp_path, tabular_artifact)
     spec_path = save_spec(spec, tmp_path)
-    first = two_workers(spec_path)
+    first = start(spec_path)
     wait_for_committed_units(spec, first, 2)
-
-    second = two_workers(spec_path)
+    second = start(spec_path)
     waiting = wait_for_line(second, "being scored by another worker")
     assert f"pid {first.pid}" in waiting[-1]
+    return spec, first, second
+
+
+def test_second_worker_waits_for_the_first_and_finds_the_shard_done(tmp_path, tabular_artifact, two_workers):
+    spec, first, second = second_worker_waiting_on_the_first(tmp_path, tabular_artifact, two_workers)
     first_output, _ = first.communicate(timeout=120)
     rest, _ = second.communicate(timeout=120)
 
@@ -64,12 +69,7 @@ def test_second_worker_waits_for_the_first_and_finds_the_shard_done(tmp_path, ta
 
 
 def test_second_worker_resumes_when_the_first_is_killed(tmp_path, tabular_artifact, two_workers):
-    spec = slow_spec(tmp_path, tabular_artifact)
-    spec_path = save_spec(spec, tmp_path)
-    first = two_workers(spec_path)
-    wait_for_committed_units(spec, first, 2)
-    second = two_workers(spec_path)
-    wait_for_line(second, "being scored by another worker")
+    spec, first, second = second_worker_waiting_on_the_first(tmp_path, tabular_artifact, two_workers)
 
     first.send_signal(signal.SIGKILL)  # the kernel drops its lock with it
     first.wait()

@@ -15,8 +15,12 @@ from nightshard_worker.errors import BadInputError
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
 from nightshard_worker.input_requirements import BINARY
 
-_MEAN = np.array(tuning.IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
-_STD = np.array(tuning.IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
+_MEAN = np.array(tuning.IMAGENET_MEAN, dtype=np.float32)
+_STD = np.array(tuning.IMAGENET_STD, dtype=np.float32)
+# Pixels stay channels-last (NHWC in memory, NCHW in shape) from decode to forward pass: convolutions
+# run ~30% faster that way on CPU (oneDNN) and it is the layout tensor cores want under autocast.
+# A plain gather (index_select) would silently return NCHW-contiguous pixels: collate keeps the layout.
+PIXEL_LAYOUT = torch.channels_last
 
 
 class ImageClassificationHandler(ModelHandler):
@@ -33,7 +37,8 @@ class ImageClassificationHandler(ModelHandler):
         if not self.image_column:
             raise BadInputError("image_classification handler needs model.options.image_column (a column name)")
         weights = model_spec.artifact or model_files.efficientnet_lite0_weights()
-        self.model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights).to(device).eval()
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+        self.model = model.to(device, memory_format=PIXEL_LAYOUT).eval()
 
     @property
     def required_columns(self) -> dict[str, str]:
@@ -55,11 +60,15 @@ class ImageClassificationHandler(ModelHandler):
             except (UnidentifiedImageError, OSError, ValueError) as error:
                 bad_rows[row] = f"image cannot be decoded: {error}"
                 continue
-            chw = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / 255.0
-            pixels.append((chw - _MEAN) / _STD)
+            hwc = np.asarray(resized, dtype=np.float32) / 255.0
+            pixels.append((hwc - _MEAN) / _STD)
             good_rows.append(row)
-        tensors = {"pixels": torch.from_numpy(np.stack(pixels))} if pixels else {}
+        tensors = {"pixels": torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)} if pixels else {}
         return PreparedRows(tensors=tensors, good_rows=np.array(good_rows, dtype=np.int64), bad_rows=bad_rows)
+
+    def collate(self, prepared: PreparedRows, row_indices: np.ndarray) -> dict[str, torch.Tensor]:
+        pixels = prepared.tensors["pixels"].index_select(0, torch.from_numpy(row_indices))
+        return {"pixels": pixels.contiguous(memory_format=PIXEL_LAYOUT)}
 
     def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         probabilities = torch.softmax(self.model(batch["pixels"]).float(), dim=1)
