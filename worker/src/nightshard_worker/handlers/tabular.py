@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from nightshard_worker import storage, tuning
@@ -48,12 +47,9 @@ class TabularHandler(ModelHandler):
     def preprocess(self, table: pa.Table) -> PreparedRows:
         features = np.empty((table.num_rows, len(self.feature_columns)), dtype=np.float32)
         for position, name in enumerate(self.feature_columns):
-            # Nulls become NaN so that one finiteness check catches nulls, NaN and inf alike. Filled in
-            # Arrow and converted chunk by chunk: ChunkedArray.to_numpy would import pandas mid-shard.
-            column = pc.fill_null(table.column(name).cast(pa.float64()), float("nan"))
             start = 0
-            for chunk in column.chunks:
-                features[start:start + len(chunk), position] = chunk.to_numpy(zero_copy_only=False)
+            for chunk in table.column(name).cast(pa.float64()).chunks:
+                features[start:start + len(chunk), position] = _values_with_nan_for_null(chunk)
                 start += len(chunk)
         finite = np.isfinite(features)
         good_mask = finite.all(axis=1)
@@ -74,3 +70,17 @@ class TabularHandler(ModelHandler):
 
     def drift_values(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         return outputs["score"]
+
+
+def _values_with_nan_for_null(chunk: pa.Array) -> np.ndarray:
+    """A float64 Arrow array as numpy, nulls as NaN, so one finiteness check catches nulls, NaN and inf.
+
+    Read from the Arrow buffers directly: pyarrow's own conversions (Array.to_numpy with nulls,
+    fill_null with a Python float) import pandas, a 0.25 s stall in the middle of a shard.
+    """
+    validity, data = chunk.buffers()[:2]
+    values = np.frombuffer(data, dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
+    if not chunk.null_count:
+        return values
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+    return np.where(bits[chunk.offset:chunk.offset + len(chunk)].astype(bool), values, np.nan)
