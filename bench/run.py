@@ -33,7 +33,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VARIANTS = ("ceiling", "worker", "naive", "ray")
 
 # Default sizes by device: the CPU ones keep the full command under 10 minutes on 2 shared cores.
-CPU_SIZES = {"text_rows": 300, "tabular_rows": 200_000, "wide_rows": 100_000, "image_rows": 64,
+CPU_SIZES = {"text_rows": 300, "tabular_rows": 200_000, "wide_rows": 200_000, "image_rows": 64,
              "sweep_text_rows": 80, "reps": 2}
 GPU_SIZES = {"text_rows": 20_000, "tabular_rows": 2_000_000, "wide_rows": 2_000_000, "image_rows": 8192,
              "sweep_text_rows": 4000, "reps": 3}

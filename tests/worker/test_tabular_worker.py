@@ -136,15 +136,16 @@ def test_peak_memory_stays_flat_on_a_ten_times_larger_shard(tmp_path, tabular_ar
     assert math.isfinite(ratio)
 
 
+@pytest.mark.parametrize("arrow_type", [pa.float64(), pa.float32()])
 @pytest.mark.parametrize("values,start,length", [
     ([1.5, None, -2.0, None, 4.0], 0, 5),
     ([float(i) if i % 3 else None for i in range(40)], 7, 20),  # a slice: offset inside the validity byte
     ([0.5, 1.5, float("inf"), float("nan")], 1, 3),  # no nulls: inf and NaN pass through
     ([None, None, None], 0, 3),
 ])
-def test_feature_columns_read_from_arrow_buffers_turn_nulls_into_nan(values, start, length):
+def test_feature_columns_read_from_arrow_buffers_turn_nulls_into_nan(values, start, length, arrow_type):
     from nightshard_worker.handlers.tabular import _values_with_nan_for_null
 
-    chunk = pa.array(values, pa.float64()).slice(start, length)
+    chunk = pa.array(values, arrow_type).slice(start, length)
     expected = [math.nan if value is None else value for value in chunk.to_pylist()]
     np.testing.assert_array_equal(_values_with_nan_for_null(chunk), np.array(expected, dtype=np.float64))

@@ -16,6 +16,10 @@ from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_
 from nightshard_worker.input_requirements import NUMERIC
 
 
+# Feature column types read straight from their Arrow buffers; other numeric types are cast first.
+_FLOAT_DTYPES = {pa.float32(): np.dtype(np.float32), pa.float64(): np.dtype(np.float64)}
+
+
 class TabularHandler(ModelHandler):
     """`model.artifact`: torch.jit.save'd module, float32 [N, F] -> [N] or [N, 1] probabilities."""
 
@@ -47,8 +51,11 @@ class TabularHandler(ModelHandler):
     def preprocess(self, table: pa.Table) -> PreparedRows:
         features = np.empty((table.num_rows, len(self.feature_columns)), dtype=np.float32)
         for position, name in enumerate(self.feature_columns):
+            column = table.column(name)
+            if column.type not in _FLOAT_DTYPES:
+                column = column.cast(pa.float64())  # ints, decimals, bools: float64 first, float32 below
             start = 0
-            for chunk in table.column(name).cast(pa.float64()).chunks:
+            for chunk in column.chunks:
                 features[start:start + len(chunk), position] = _values_with_nan_for_null(chunk)
                 start += len(chunk)
         finite = np.isfinite(features)
@@ -58,8 +65,9 @@ class TabularHandler(ModelHandler):
             columns = [self.feature_columns[i] for i in np.flatnonzero(~finite[row])]
             bad_rows[int(row)] = f"non-finite or null feature: {', '.join(columns)}"
         good_rows = np.flatnonzero(good_mask)
+        good_features = features if not bad_rows else np.ascontiguousarray(features[good_rows])
         return PreparedRows(
-            tensors={"features": torch.from_numpy(np.ascontiguousarray(features[good_rows]))},
+            tensors={"features": torch.from_numpy(good_features)},
             good_rows=good_rows,
             bad_rows=bad_rows,
         )
@@ -73,13 +81,14 @@ class TabularHandler(ModelHandler):
 
 
 def _values_with_nan_for_null(chunk: pa.Array) -> np.ndarray:
-    """A float64 Arrow array as numpy, nulls as NaN, so one finiteness check catches nulls, NaN and inf.
+    """A float32/float64 Arrow array as numpy, nulls as NaN: one finiteness check catches nulls, NaN and inf.
 
     Read from the Arrow buffers directly: pyarrow's own conversions (Array.to_numpy with nulls,
     fill_null with a Python float) import pandas, a 0.25 s stall in the middle of a shard.
     """
     validity, data = chunk.buffers()[:2]
-    values = np.frombuffer(data, dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
+    dtype = _FLOAT_DTYPES[chunk.type]
+    values = np.frombuffer(data, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
     if not chunk.null_count:
         return values
     bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
