@@ -86,9 +86,9 @@ class AirflowStack:
     environment: dict[str, str] = field(default_factory=dict)
     token: str = ""
 
-    def kill_component(self, name: str, with_descendants: bool = True) -> list[int]:
+    def kill_component(self, name: str, with_descendants: bool = True) -> None:
         """SIGKILL the component's process group; with its descendants too (the Airflow task supervisor
-        starts tasks in sessions of their own), as when its container dies. Returns the pids killed."""
+        starts tasks in sessions of their own), as when its container dies."""
         import psutil
 
         process = self.processes[name]
@@ -103,7 +103,6 @@ class AirflowStack:
             except psutil.NoSuchProcess:
                 pass
         process.wait(timeout=30)
-        return [process.pid, *(descendant.pid for descendant in descendants)]
 
     def start_component(self, name: str) -> None:
         self.processes[name] = start_component(name, self.environment, self.logs)

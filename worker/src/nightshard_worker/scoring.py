@@ -22,6 +22,14 @@ from nightshard_worker.reader import check_inputs
 
 log = logging.getLogger("nightshard_worker")
 
+try:
+    # Imported at start-up on purpose: where pandas is installed, pyarrow imports it lazily the first
+    # time pa.array() sees a numpy array, i.e. in the middle of the first row group, on the predict
+    # thread, holding the import lock for ~0.5 s while the device waits.
+    import pandas  # noqa: F401
+except ImportError:  # the worker image has no pandas, and then pyarrow has nothing to import later
+    pass
+
 
 def score_shard(spec: ShardSpec, result: ShardResult, stop: threading.Event) -> None:
     """Fill `result` as the shard goes; raises WorkerError subclasses for every non-success."""
