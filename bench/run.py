@@ -58,8 +58,17 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--no-ray", action="store_true", help="skip Ray Data (its rows say not measured)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated subset of " + ",".join(VARIANTS) + " (default all); the "
+                        "others' rows and the targets needing them say not measured")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON and PNG go")
     arguments = parser.parse_args(argv)
+    arguments.variants = [name.strip() for name in arguments.variants.split(",") if name.strip()]
+    unknown = sorted(set(arguments.variants) - set(VARIANTS))
+    if unknown or not arguments.variants:
+        parser.error(f"--variants {','.join(unknown) or '(empty)'}: choose from {','.join(VARIANTS)}")
+    if "ray" not in arguments.variants:
+        arguments.no_ray = True
     return arguments
 
 
@@ -121,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_ray(arguments, device) -> dict:
     if arguments.no_ray:
-        return {"started": False, "reason": "skipped with --no-ray"}
+        return {"started": False,
+                "reason": "skipped with --no-ray" if "ray" in arguments.variants else "skipped with --variants"}
     try:
         seconds = variants.start_ray(arguments.threads, 1 if device.type == "cuda" else 0)
         print(f"ray: local cluster up in {seconds:.1f} s (not in any timed region)", flush=True)
@@ -147,7 +157,8 @@ def _make_workload(name: str, work: Path, sizes: dict, artifact: Path | None) ->
 def _run_workload(workload, work: Path, arguments, device, reps: int, ray_state: dict) -> dict:
     print(f"\n== {workload.name} ({workloads.MODEL_DESCRIPTIONS[workload.name]}): {workload.rows} rows, "
           f"batch {workload.batch_size}, {reps} rep(s)", flush=True)
-    ceiling = variants.Ceiling(workload, arguments.device, arguments.precision, arguments.threads)
+    ceiling = (variants.Ceiling(workload, arguments.device, arguments.precision, arguments.threads)
+               if "ceiling" in arguments.variants else None)
     runners = {
         "ceiling": lambda rep: ceiling.run(),
         "worker": lambda rep: variants.run_worker(workload, work / workload.name, arguments.device,
@@ -161,6 +172,9 @@ def _run_workload(workload, work: Path, arguments, device, reps: int, ray_state:
     failures: dict[str, str] = {}
     if not ray_state["started"]:
         failures["ray"] = ray_state["reason"]
+    for name in VARIANTS:
+        if name not in arguments.variants:
+            failures.setdefault(name, "skipped with --variants")
     for rep in range(reps):
         order = VARIANTS if rep % 2 == 0 else tuple(reversed(VARIANTS))  # ABCD, DCBA: drift cancels
         for name in order:
@@ -183,7 +197,7 @@ def _run_workload(workload, work: Path, arguments, device, reps: int, ray_state:
         "medians": medians, "runs": {name: [run.to_dict() for run in items] for name, items in runs.items()},
         "not_measured": failures,
     }
-    found = targets.throughput_targets(workload.name, medians, ray_note=failures.get("ray", ""))
+    found = targets.throughput_targets(workload.name, medians, failures)
     if workload.name == "image" or (workload.name == "text" and device.type == "cuda"):
         found.append(targets.gpu_busy_target(workload.name, medians.get("worker", {}).get("gpu_busy_percent"),
                                              device.type == "cuda"))

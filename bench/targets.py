@@ -39,22 +39,35 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def throughput_targets(workload: str, medians: dict[str, dict], ray_note: str = "") -> list[Target]:
-    """medians: variant -> {"steady": rows/s, "end_to_end": rows/s}; missing variants give n/a."""
+def throughput_targets(workload: str, medians: dict[str, dict],
+                       not_measured: dict[str, str] | None = None) -> list[Target]:
+    """medians: variant -> {"steady": rows/s, "end_to_end": rows/s}; missing variants give n/a.
+
+    not_measured: variant -> why it has no numbers, carried into the note of the targets it leaves n/a.
+    """
+    reasons = not_measured or {}
+
     def rate(variant: str, kind: str) -> float | None:
         return medians.get(variant, {}).get(kind)
+
+    def note(*variants: str) -> str:
+        return "; ".join(f"{variant}: {reasons[variant]}" for variant in variants if variant in reasons)
 
     worker_vs_ceiling = ratio(rate("worker", "steady"), rate("ceiling", "steady"))
     if workload == "text":
         return [
-            Target(workload, "worker / ceiling (steady rows/s)", worker_vs_ceiling, 0.90),
+            Target(workload, "worker / ceiling (steady rows/s)", worker_vs_ceiling, 0.90,
+                   note=note("worker", "ceiling")),
             Target(workload, "worker / naive (end-to-end rows/s)",
-                   ratio(rate("worker", "end_to_end"), rate("naive", "end_to_end")), 2.5),
+                   ratio(rate("worker", "end_to_end"), rate("naive", "end_to_end")), 2.5,
+                   note=note("worker", "naive")),
             Target(workload, "worker / Ray Data (end-to-end rows/s)",
-                   ratio(rate("worker", "end_to_end"), rate("ray", "end_to_end")), 1.5, note=ray_note),
+                   ratio(rate("worker", "end_to_end"), rate("ray", "end_to_end")), 1.5,
+                   note=note("worker", "ray")),
         ]
     if workload in ("tabular", "tabular_wide"):
-        return [Target(workload, "worker / ceiling (steady rows/s)", worker_vs_ceiling, 0.80)]
+        return [Target(workload, "worker / ceiling (steady rows/s)", worker_vs_ceiling, 0.80,
+                       note=note("worker", "ceiling"))]
     return []
 
 

@@ -75,6 +75,7 @@ class Ceiling:
 
         from nightshard_worker.batching import plan_batches
         from nightshard_worker import device as devices
+        from nightshard_worker.reader import Unit, plan_steps
 
         torch.set_num_threads(threads)
         self.workload, self.precision = workload, precision
@@ -85,8 +86,11 @@ class Ceiling:
         self.batches = []
         parquet = pq.ParquetFile(workload.path)
         columns = [ID_COLUMN, *self.handler.required_columns]
-        for row_group in range(parquet.num_row_groups):  # the worker's unit: one row group
-            prepared = self.handler.preprocess(parquet.read_row_group(row_group, columns=columns))
+        units = [Unit(group, str(workload.path), group, parquet.metadata.row_group(group).num_rows)
+                 for group in range(parquet.num_row_groups)]
+        for step in plan_steps(units, workload.batch_size * self.handler.step_batches):  # the worker's steps
+            table = pa.concat_tables([parquet.read_row_group(unit.row_group, columns=columns) for unit in step.units])
+            prepared = self.handler.preprocess(table)
             max_tokens = runtime.max_batch_tokens if prepared.lengths is not None else None
             for rows in plan_batches(prepared.good_count, runtime.batch_size, prepared.lengths, max_tokens):
                 self.batches.append(devices.to_device(self.handler.collate(prepared, rows), self.handler.device))

@@ -187,7 +187,8 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "type": "integer",
                         "minimum": 1,
                         "default": 1,
-                        "description": "Checkpoint cadence: a retried shard redoes at most this many row groups.",
+                        "description": "Checkpoint cadence: a retried shard redoes at most this many row groups "
+                                       "(or one step of a few batches, where row groups are smaller).",
                     },
                     "progress_interval_seconds": {
                         "type": "number",

@@ -149,6 +149,21 @@ class AirflowStack:
                                      f"{self.task_states(list(runs), dag_id)}\n{self.component_logs()}")
             time.sleep(3)
 
+    def wait_for_backfills_to_complete(self, timeout: float = 120, dag_id: str = PIPELINE_DAG_ID) -> None:
+        """Waits until the scheduler marks every backfill of the DAG completed. It does so a loop after
+        the backfill's last run succeeds, and until then Airflow refuses a new backfill (409 Conflict)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [backfill["id"] for backfill in self.api("GET", "/api/v2/backfills",
+                                                                params={"dag_id": dag_id})["backfills"]
+                       if not backfill.get("completed_at")]
+            if not running:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"backfill(s) {running} not completed after {timeout:.0f} s\n"
+                                     f"{self.component_logs()}")
+            time.sleep(2)
+
     def task_states(self, run_ids: list[str], dag_id: str = PIPELINE_DAG_ID) -> str:
         lines = []
         for run_id in run_ids:

@@ -95,3 +95,4 @@ def test_backfill_from_the_rest_api_publishes_three_days(airflow_stack: AirflowS
     finished = airflow_stack.wait_for_runs({run["dag_run_id"] for run in runs}, RUN_TIMEOUT_SECONDS * len(runs))
     for run in finished.values():
         assert_published(airflow_stack, run["logical_date"][:10], run["dag_run_id"])
+    airflow_stack.wait_for_backfills_to_complete()

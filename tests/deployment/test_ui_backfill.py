@@ -111,6 +111,7 @@ def start_backfill_in_the_ui(driver, base_url: str, from_day: str, to_day: str, 
 def test_backfill_started_from_the_ui_scores_every_day(airflow_stack: AirflowStack, tmp_path: Path):
     require_worker()
     airflow_stack.api("PATCH", f"/api/v2/dags/{PIPELINE_DAG_ID}", json={"is_paused": False})
+    airflow_stack.wait_for_backfills_to_complete()  # one running backfill per DAG: the REST test's may linger
     before = {backfill["id"] for backfill in airflow_stack.api("GET", "/api/v2/backfills",
                                                                 params={"dag_id": PIPELINE_DAG_ID})["backfills"]}
     driver = browser()

@@ -2,8 +2,9 @@
 
 One scenario, two runner processes (Airflow's start-up is paid twice, not once per fault):
 1. publish ds=2026-11-21 (v1) and ds=2026-11-22 (model_version=v0): the earlier partitions;
-2. run ds=2026-11-22 (v1), four shards of 1000 rows, where shard 0 runs clean, shard 1's worker gets
-   `kill -9` between writing its second chunk and recording it, shard 2's worker gets SIGTERM (pod
+2. run ds=2026-11-22 (v1), four shards of 1000 rows (40 row groups, fourteen steps and chunks each at
+   the scenario's batch size), where shard 0 runs clean, shard 1's worker gets `kill -9` between writing its
+   second chunk and recording it, shard 2's worker gets SIGTERM (pod
    preemption, exits 75) and shard 3's worker hits ENOSPC writing its second chunk;
 3. a second process runs the date again, as clearing the failed tasks does: shard 0 is
    `already_committed` and not rewritten, shards 1-3 resume after their committed chunk.
@@ -14,6 +15,7 @@ greps everything the runs wrote for them.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from faults.conftest import ID_COLUMN, RISK_DAG, risk_input, risk_output, risk_staging
-from dag_runner import run_dates, task_log
+from dag_runner import REPO, run_dates, task_log
 from faults.invariant import (assert_published_exactly_once, assert_unpublished, assert_untouched, input_ids,
                               snapshot)
 from nightshard import demo
@@ -33,14 +35,31 @@ SHARDS = {1: "sigkill", 2: "sigterm", 3: "enospc"}
 FAULTY_WORKER = str(Path(__file__).with_name("faulty_worker.py"))
 CONNECTION_PASSWORD = "pw-9f3ac1d7e2-conn"
 CREDENTIAL_SECRET = "sk-live-4be07c19a8d2-credential"
+# The worker moves in steps of at least 4 batches and commits whole steps: at 16 rows a batch, a shard
+# of forty 25-row row groups goes in fourteen steps of 3 row groups (the last 1). Twice what the
+# pipeline's queues can hold, so after the fault at the second commit steps are still unread, as in a
+# big shard, and the retry has work left to resume.
+SCENARIO_BATCH_SIZE = 16
+ROW_GROUP_ROWS = 25
+ORPHAN_CHUNK = "output-000003-000006.arrow"
+
+
+def small_batch_pipelines(root: Path) -> Path:
+    """The repo's pipelines, the risk scorer at SCENARIO_BATCH_SIZE rows per batch."""
+    pipelines = root / "pipelines"
+    shutil.copytree(REPO / "dags" / "pipelines", pipelines)
+    risk = pipelines / "tabular_risk.yaml"
+    text = risk.read_text()
+    assert "  batch_size: 8192\n" in text, "the risk pipeline's batch size moved: update this scenario"
+    risk.write_text(text.replace("  batch_size: 8192\n", f"  batch_size: {SCENARIO_BATCH_SIZE}\n"))
+    return pipelines
 
 
 @pytest.fixture(scope="module")
 def scenario(module_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     home = module_home
     for ds in (EARLIER_DS, DS):
-        # 8 row groups per 1000-row shard: a fault at the second commit leaves work still to do
-        demo.make_risk_partition(home / "data", ds, rows=4000, files=2, row_group_rows=125)
+        demo.make_risk_partition(home / "data", ds, rows=4000, files=2, row_group_rows=ROW_GROUP_ROWS)
     credentials = tmp_path_factory.mktemp("secrets") / "service-account.json"
     credentials.write_text(json.dumps({"type": "service_account", "private_key": CREDENTIAL_SECRET}))
     secrets = {
@@ -49,12 +68,13 @@ def scenario(module_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         "NIGHTSHARD_API_TOKEN": CREDENTIAL_SECRET,
     }
     faults = json.dumps({f"{DS}/v1/{index}": fault for index, fault in SHARDS.items()})
+    pipelines = small_batch_pipelines(tmp_path_factory.mktemp("pipelines"))
     first, first_output = run_dates(RISK_DAG, [
         # model_version named in every run: dag.test() in one process carries a run's params into the next
         {"ds": EARLIER_DS, "conf": {"shard_rows": 1000, "model_version": "v1"}},
         {"ds": DS, "conf": {"shard_rows": 1000, "model_version": "v0"}, "label": "v0"},
         {"ds": DS, "conf": {"shard_rows": 1000, "model_version": "v1"}},
-    ], worker_wrapper=FAULTY_WORKER, NIGHTSHARD_FAULTS=faults, **secrets)
+    ], worker_wrapper=FAULTY_WORKER, NIGHTSHARD_FAULTS=faults, NIGHTSHARD_PIPELINES_DIR=str(pipelines), **secrets)
     staging = risk_staging(home, DS)
     after_faults = {
         "results": {p.name: json.loads(p.read_text()) for p in (staging / "_results").glob("*.json")},
@@ -64,7 +84,8 @@ def scenario(module_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         "staged_text": "\n".join(p.read_text(errors="replace") for p in staging.rglob("*.json")),
     }
     earlier = {"v1": snapshot(risk_output(home, EARLIER_DS)), "v0": snapshot(risk_output(home, DS, "v0"))}
-    second, second_output = run_dates(RISK_DAG, [{"ds": DS, "conf": {"shard_rows": 1000}}], **secrets)
+    second, second_output = run_dates(RISK_DAG, [{"ds": DS, "conf": {"shard_rows": 1000}}],
+                                      NIGHTSHARD_PIPELINES_DIR=str(pipelines), **secrets)
     return {"home": home, "first": first, "second": second, "after_faults": after_faults, "earlier": earlier,
             "outputs": first_output + second_output}
 
@@ -98,12 +119,13 @@ def test_kill_9_mid_commit_then_rerun_resumes_after_the_last_committed_chunk(sce
     home = scenario["home"]
     progress = scenario["after_faults"]["progress"]
     killed = [record for shard, record in progress.items() if shard.startswith("00001-")]
-    assert killed and killed[0]["units_committed"] == 1, progress  # the second chunk was never recorded
+    # the first chunk's three row groups are recorded, the second chunk never was
+    assert killed and killed[0]["units_committed"] == 3, progress
     assert scenario["second"][DS]["states"]["publish"] == ["success"], scenario["second"][DS]["states"]
     assert_published_exactly_once("kill -9 mid-commit, rerun", risk_output(home, DS),
                                   input_ids(risk_input(home, DS), ID_COLUMN), ID_COLUMN)
     log = task_log(scenario["second"][DS]["log"], "infer")
-    assert "deleting output-000001-000002.parquet" in log  # the orphan chunk the kill left behind
+    assert f"deleting {ORPHAN_CHUNK}" in log, log  # the orphan chunk the kill left behind
 
 
 @pytest.mark.parametrize("index,fault", sorted(SHARDS.items()))

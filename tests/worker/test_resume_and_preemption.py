@@ -59,7 +59,7 @@ def test_orphan_chunks_and_foreign_records_are_discarded(tmp_path, tabular_artif
     checkpoint = tmp_path / "checkpoint" / spec.shard_id
     checkpoint.mkdir(parents=True)
     (checkpoint / "progress.json").write_text('{"fingerprint": "another-spec", "units_committed": 7, "chunks": []}')
-    (checkpoint / "output-000007-000008.parquet").write_bytes(b"half a chunk")
+    (checkpoint / "output-000007-000008.arrow").write_bytes(b"half a chunk")
 
     completed = run_worker(save_spec(spec, tmp_path))
 

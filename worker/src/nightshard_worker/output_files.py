@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nightshard_worker import storage
+from nightshard_worker.checkpoint import read_chunk
 
 QUARANTINE_FIELDS = (
     pa.field("reason", pa.string()),
@@ -33,8 +34,7 @@ def merge_chunks(chunk_uris: list[str], schema: pa.Schema, destination: str) -> 
     with storage.staged_file(destination) as local_path:
         with pq.ParquetWriter(local_path, schema) as parquet_writer:
             for uri in chunk_uris:
-                with storage.open_read(uri) as handle:
-                    parquet_writer.write_table(pq.read_table(handle).cast(schema))
+                parquet_writer.write_table(read_chunk(uri).cast(schema))
         size = os.path.getsize(local_path)
         digest = storage.sha256_of_local_file(local_path)
     return size, digest

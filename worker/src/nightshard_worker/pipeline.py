@@ -1,8 +1,9 @@
 """The stages wired together: read -> preprocess -> predict -> write, joined by bounded queues.
 
-Reader and writer are threads, preprocess is a small pool, the forward pass runs in the main thread
-(so SIGTERM is seen between batches). Memory is bounded by the queue depths in `tuning`, never by
-shard size.
+The shard moves in steps: consecutive row groups grouped to at least `handler.step_batches`
+batches of rows (`reader.plan_steps`). Reader and writer are threads, preprocess is a small pool,
+the forward pass runs in the main thread (so SIGTERM is seen between batches). Memory is bounded by
+the queue depths in `tuning` times the step size, never by shard size.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from nightshard_worker.handlers.base import ModelHandler, PreparedRows
 from nightshard_worker.metrics import StageClock, WorkerMetrics
 from nightshard_worker.predict import Predictor
 from nightshard_worker.preprocess import PreprocessThread
-from nightshard_worker.reader import ReaderThread, ReadUnit, Unit
+from nightshard_worker.reader import ReaderThread, ReadStep, Unit, plan_steps, read_columns
 from nightshard_worker.stage_queue import END, StageFailure, depth, get_unless_stopped
-from nightshard_worker.writer import ScoredUnit, WriterThread
+from nightshard_worker.writer import ScoredStep, WriterThread
 
 
 class ShardPipeline:
@@ -36,7 +37,7 @@ class ShardPipeline:
         self.spec = spec
         self.handler = handler
         self.predictor = predictor
-        self.units = units[start_unit:]
+        self.steps = plan_steps(units[start_unit:], spec.runtime.batch_size * handler.step_batches)
         self.metrics = metrics
         self.stop = stop
         self.output_schema = output_files.output_schema(id_field, handler.output_fields)
@@ -44,8 +45,8 @@ class ShardPipeline:
         self.read_queue: queue.Queue = queue.Queue(tuning.READ_QUEUE_ROW_GROUPS)
         self.prepared_queue: queue.Queue = queue.Queue(tuning.PREPARED_QUEUE_ROW_GROUPS)
         self.write_queue: queue.Queue = queue.Queue(tuning.WRITE_QUEUE_ROW_GROUPS)
-        columns = list(dict.fromkeys([spec.id_column, *handler.required_columns]))
-        self.reader = ReaderThread(self.units, columns, self.read_queue, stop, clock)
+        self.reader = ReaderThread(self.steps, read_columns(spec, handler.required_columns), self.read_queue,
+                                   stop, clock)
         self.preprocessor = PreprocessThread(handler, spec.runtime.preprocess_workers, self.read_queue,
                                              self.prepared_queue, stop, clock)
         self.writer = WriterThread(checkpoint, spec.runtime.commit_every_row_groups, self.write_queue, clock)
@@ -66,16 +67,15 @@ class ShardPipeline:
                     break
                 if isinstance(item, StageFailure):
                     raise item.error
-                read_unit, future = item
+                read_step, future = item
                 prepared = self._wait(future)
                 if prepared is None:
                     break
-                where = f"input {read_unit.unit.source_file} row group {read_unit.unit.row_group}"
-                outputs = self.predictor.score(prepared, where)
+                outputs = self.predictor.score(prepared, read_step.step.where)
                 if outputs is None:
-                    break  # stopped between batches: this row group is redone on resume
-                self._hand_to_writer(self._scored_unit(read_unit, prepared, outputs))
-                self.rows_scored_this_attempt += read_unit.table.num_rows
+                    break  # stopped between batches: this step is redone on resume
+                self._hand_to_writer(self._scored_step(read_step, prepared, outputs))
+                self.rows_scored_this_attempt += read_step.table.num_rows
         finally:
             completed = not self.stop.is_set()
             self.stop.set()  # the reader and decoders wind down; the writer still drains its queue
@@ -90,7 +90,7 @@ class ShardPipeline:
                 continue
         return None
 
-    def _hand_to_writer(self, scored: ScoredUnit) -> None:
+    def _hand_to_writer(self, scored: ScoredStep) -> None:
         while True:
             self._raise_if_writer_failed()
             try:
@@ -113,29 +113,32 @@ class ShardPipeline:
         if self.writer.error is not None:
             raise self.writer.error
 
-    def _scored_unit(self, read_unit: ReadUnit, prepared: PreparedRows,
-                     outputs: dict[str, np.ndarray]) -> ScoredUnit:
-        table, unit = read_unit.table, read_unit.unit
+    def _scored_step(self, read_step: ReadStep, prepared: PreparedRows,
+                     outputs: dict[str, np.ndarray]) -> ScoredStep:
+        table, units = read_step.table, read_step.step.units
         ids = table.column(self.spec.id_column)
         output = pa.Table.from_arrays(
             [ids.take(pa.array(prepared.good_rows, pa.int64())), *self.handler.to_arrow(outputs)]
             if prepared.good_count else [ids.slice(0, 0), *self._empty_outputs()],
             schema=self.output_schema,
         )
-        bad_rows = sorted(prepared.bad_rows)
+        bad_rows = np.array(sorted(prepared.bad_rows), dtype=np.int64)
+        # Step row -> (row group, row in it): the quarantine names the row where the input has it.
+        unit_starts = np.cumsum([0] + [unit.rows for unit in units[:-1]])
+        unit_of_row = np.searchsorted(unit_starts, bad_rows, side="right") - 1
         quarantine = pa.Table.from_arrays(
             [
                 ids.take(pa.array(bad_rows, pa.int64())),
-                pa.array([prepared.bad_rows[row] for row in bad_rows], pa.string()),
-                pa.array([unit.source_file] * len(bad_rows), pa.string()),
-                pa.array([unit.row_group] * len(bad_rows), pa.int32()),
-                pa.array(bad_rows, pa.int32()),
+                pa.array([prepared.bad_rows[int(row)] for row in bad_rows], pa.string()),
+                pa.array([units[i].source_file for i in unit_of_row], pa.string()),
+                pa.array([units[i].row_group for i in unit_of_row], pa.int32()),
+                pa.array(bad_rows - unit_starts[unit_of_row], pa.int32()),
             ],
             schema=self.quarantine_schema,
         )
         self.metrics.rows.labels(outcome="scored").inc(output.num_rows)
         self.metrics.rows.labels(outcome="quarantined").inc(quarantine.num_rows)
-        return ScoredUnit(unit, output, quarantine, self._histogram(outputs, prepared.good_count))
+        return ScoredStep(read_step.step, output, quarantine, self._histogram(outputs, prepared.good_count))
 
     def _empty_outputs(self) -> list[pa.Array]:
         return [pa.array([], type=output_field.type) for output_field in self.handler.output_fields]

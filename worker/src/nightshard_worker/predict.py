@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Predictor:
-    """Scores prepared row groups; one instance per process, model already loaded in the handler."""
+    """Scores prepared steps; one instance per process, model already loaded in the handler."""
 
     def __init__(self, handler: ModelHandler, runtime: RuntimeSpec, device: torch.device,
                  metrics: WorkerMetrics, clock: StageClock, stop: threading.Event):
@@ -36,8 +36,8 @@ class Predictor:
     def score(self, prepared: PreparedRows, where: str) -> dict[str, np.ndarray] | None:
         """Outputs for every good row, in `prepared.good_rows` order; None when stopped midway.
 
-        `where` names the row group in errors. Stopping between batches bounds the SIGTERM
-        reaction to one forward pass; the half-scored row group is dropped and redone on resume.
+        `where` names the step's row groups in errors. Stopping between batches bounds the SIGTERM
+        reaction to one forward pass; the half-scored step is dropped and redone on resume.
         """
         batches = plan_batches(prepared.good_count, self.runtime.batch_size, prepared.lengths,
                                self.runtime.max_batch_tokens if prepared.lengths is not None else None)

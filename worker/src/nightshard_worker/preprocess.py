@@ -1,4 +1,4 @@
-"""Preprocess stage: row groups -> prepared tensors, on a small thread pool, order kept."""
+"""Preprocess stage: read steps -> prepared tensors, on a small thread pool, order kept."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows
 from nightshard_worker.metrics import StageClock
-from nightshard_worker.reader import ReadUnit
+from nightshard_worker.reader import ReadStep
 from nightshard_worker.stage_queue import END, StageFailure, get_unless_stopped, put_unless_stopped
 
 
 class PreprocessThread(threading.Thread):
-    """Submits each read unit to the pool and forwards (unit, future) in read order.
+    """Submits each read step to the pool and forwards (step, future) in read order.
 
-    The bounded `out` queue holds futures, so at most its depth of row groups is being decoded or
+    The bounded `out` queue holds futures, so at most its depth of steps is being decoded or
     waiting for the device at any time: memory does not grow with the shard.
     """
 
@@ -46,9 +46,9 @@ class PreprocessThread(threading.Thread):
             # Futures already handed on must still complete at END; only a stop abandons them.
             self.pool.shutdown(wait=False, cancel_futures=self.stop.is_set())
 
-    def _prepare(self, read_unit: ReadUnit) -> PreparedRows:
+    def _prepare(self, read_step: ReadStep) -> PreparedRows:
         started = time.perf_counter()
-        prepared = self.handler.preprocess(read_unit.table)
+        prepared = self.handler.preprocess(read_step.table)
         self.clock.add("preprocess", time.perf_counter() - started)
         return prepared
 

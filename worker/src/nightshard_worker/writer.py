@@ -1,4 +1,4 @@
-"""Write stage: scored row groups -> committed checkpoint chunks, every N row groups, in order."""
+"""Write stage: scored steps -> committed checkpoint chunks, every N row groups, in order."""
 
 from __future__ import annotations
 
@@ -12,22 +12,25 @@ import pyarrow as pa
 
 from nightshard_worker.checkpoint import Checkpoint
 from nightshard_worker.metrics import StageClock
-from nightshard_worker.reader import Unit
+from nightshard_worker.reader import Step
 from nightshard_worker.stage_queue import END
 
 
 @dataclass
-class ScoredUnit:
-    """One row group's outcome: scored rows (input order) and quarantined rows with reasons."""
+class ScoredStep:
+    """One step's outcome: scored rows (input order) and quarantined rows with reasons."""
 
-    unit: Unit
+    step: Step
     output: pa.Table
     quarantine: pa.Table
     histogram_counts: np.ndarray
 
 
 class WriterThread(threading.Thread):
-    """Drains its queue until END, even after SIGTERM: every scored row group gets committed."""
+    """Drains its queue until END, even after SIGTERM: every scored step gets committed.
+
+    A commit covers whole steps and at least `commit_every` row groups (a step may hold several).
+    """
 
     def __init__(self, checkpoint: Checkpoint, commit_every: int, source: queue.Queue, clock: StageClock):
         super().__init__(name="writer", daemon=True)
@@ -36,7 +39,8 @@ class WriterThread(threading.Thread):
         self.source = source
         self.clock = clock
         self.error: BaseException | None = None
-        self._pending: list[ScoredUnit] = []
+        self._pending: list[ScoredStep] = []
+        self._pending_units = 0
 
     def run(self) -> None:
         try:
@@ -46,7 +50,8 @@ class WriterThread(threading.Thread):
                     self._commit_pending()
                     return
                 self._pending.append(item)
-                if len(self._pending) >= self.commit_every:
+                self._pending_units += len(item.step.units)
+                if self._pending_units >= self.commit_every:
                     self._commit_pending()
         except BaseException as error:  # the main thread reads it and fails the shard
             self.error = error
@@ -55,14 +60,14 @@ class WriterThread(threading.Thread):
         if not self._pending:
             return
         started = time.perf_counter()
-        units = self._pending
-        counts = np.sum([scored.histogram_counts for scored in units], axis=0)
+        steps = self._pending
+        counts = np.sum([scored.histogram_counts for scored in steps], axis=0)
         self.checkpoint.commit(
-            first_unit=units[0].unit.index,
-            end_unit=units[-1].unit.index + 1,
-            output=pa.concat_tables([scored.output for scored in units]),
-            quarantine=pa.concat_tables([scored.quarantine for scored in units]),
+            first_unit=steps[0].step.units[0].index,
+            end_unit=steps[-1].step.units[-1].index + 1,
+            output=pa.concat_tables([scored.output for scored in steps]),
+            quarantine=pa.concat_tables([scored.quarantine for scored in steps]),
             histogram_counts=[int(count) for count in counts],
         )
-        self._pending = []
+        self._pending, self._pending_units = [], 0
         self.clock.add("write", time.perf_counter() - started)

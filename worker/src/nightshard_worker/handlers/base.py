@@ -5,8 +5,9 @@ A handler is a small class. The engine calls, in this order:
 1. `__init__(model_spec, device, precision)` once per process: load weights, move them to `device`.
 2. `required_columns`: column name -> kind (`numeric`, `string`, `binary`, `any`, as in
    `nightshard_worker.input_requirements`), checked against every input file before scoring.
-3. `preprocess(table)` on a preprocess thread, once per row group: returns `PreparedRows` with CPU
-   tensors for the good rows and a reason for each bad row (quarantined, never scored).
+3. `preprocess(table)` on a preprocess thread, once per step (consecutive row groups holding at
+   least `step_batches` x batch size rows): returns `PreparedRows` with CPU tensors for the good
+   rows and a reason for each bad row (quarantined, never scored).
    Tokenisers, image decoders and torch release the GIL, so threads overlap with the forward pass.
 4. `collate(prepared, row_indices)` -> the tensors of one forward pass (the default indexes every
    tensor; text trims padding to the batch's longest row).
@@ -33,10 +34,10 @@ from nightshard_worker.contract import ModelSpec
 
 @dataclass
 class PreparedRows:
-    """One row group after preprocessing.
+    """One step (one or more row groups, concatenated) after preprocessing.
 
-    `tensors` hold the good rows only, in the order of `good_rows` (their indices in the row group).
-    `bad_rows` maps a row index in the row group to the reason it is quarantined. `lengths` (one
+    `tensors` hold the good rows only, in the order of `good_rows` (their indices in the step's
+    table). `bad_rows` maps a row index in that table to the reason it is quarantined. `lengths` (one
     per good row) turns on token-budget batching.
     """
 
@@ -55,6 +56,10 @@ class ModelHandler:
 
     output_fields: tuple[pa.Field, ...] = ()
     drift_edges: tuple[float, ...] = ()
+    # Small row groups are scored together until a step holds this many batches of rows. More is
+    # fuller batches and fewer commits; it also multiplies the memory of every queued step, so a
+    # handler with big prepared rows (decoded images) keeps it at 1.
+    step_batches: int = 1
 
     def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
         self.model_spec = model_spec

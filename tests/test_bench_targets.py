@@ -1,0 +1,39 @@
+"""The benchmark's verdicts: ratios from one run's medians, and n/a with the reason when a side is missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import run, targets
+
+
+def test_text_targets_are_ratios_of_the_same_runs_medians() -> None:
+    medians = {"ceiling": {"steady": 50.0}, "worker": {"steady": 47.5, "end_to_end": 45.0},
+               "naive": {"end_to_end": 15.0}, "ray": {"end_to_end": 40.0}}
+    found = {target.name: target for target in targets.throughput_targets("text", medians)}
+    assert found["worker / ceiling (steady rows/s)"].ratio == pytest.approx(0.95)
+    assert found["worker / ceiling (steady rows/s)"].verdict == "PASS"
+    assert found["worker / naive (end-to-end rows/s)"].ratio == pytest.approx(3.0)
+    assert found["worker / Ray Data (end-to-end rows/s)"].verdict == "FAIL"  # 1.125 < 1.5
+
+
+def test_a_variant_left_out_makes_its_targets_not_measured_with_the_reason() -> None:
+    medians = {"worker": {"steady": 47.5, "end_to_end": 45.0}, "naive": {"end_to_end": 15.0}}
+    reasons = {"ceiling": "skipped with --variants", "ray": "skipped with --no-ray"}
+    found = {target.name: target for target in targets.throughput_targets("text", medians, reasons)}
+    ceiling = found["worker / ceiling (steady rows/s)"]
+    assert (ceiling.verdict, ceiling.note) == ("NOT MEASURED", "ceiling: skipped with --variants")
+    assert "ray: skipped with --no-ray" in found["worker / Ray Data (end-to-end rows/s)"].line()
+    assert found["worker / naive (end-to-end rows/s)"].verdict == "PASS"
+
+
+def test_variants_flag_picks_a_subset_and_implies_no_ray() -> None:
+    arguments = run.parse_arguments(["--variants", "worker, naive"])
+    assert arguments.variants == ["worker", "naive"]
+    assert arguments.no_ray
+
+
+def test_variants_flag_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run.parse_arguments(["--variants", "worker,pandas"])
+    assert "--variants pandas: choose from ceiling,worker,naive,ray" in capsys.readouterr().err
