@@ -75,6 +75,7 @@ def test_backfill_from_the_rest_api_publishes_three_days(airflow_stack: AirflowS
     """Backfill dates are partition dates: 20..22 inclusive score ds 20, 21 and 22, one run after another."""
     require_worker()
     unpause(airflow_stack)
+    airflow_stack.wait_for_backfills_to_complete()  # one running backfill per DAG: another test's may linger
     preview = airflow_stack.api("POST", "/api/v2/backfills/dry_run", json={
         "dag_id": PIPELINE_DAG_ID, "from_date": f"{REST_DATES[0]}T00:00:00Z", "to_date": f"{REST_DATES[-1]}T00:00:00Z",
         "reprocess_behavior": "completed",
@@ -95,4 +96,3 @@ def test_backfill_from_the_rest_api_publishes_three_days(airflow_stack: AirflowS
     finished = airflow_stack.wait_for_runs({run["dag_run_id"] for run in runs}, RUN_TIMEOUT_SECONDS * len(runs))
     for run in finished.values():
         assert_published(airflow_stack, run["logical_date"][:10], run["dag_run_id"])
-    airflow_stack.wait_for_backfills_to_complete()

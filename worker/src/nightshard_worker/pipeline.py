@@ -42,9 +42,9 @@ class ShardPipeline:
         self.stop = stop
         self.output_schema = output_files.output_schema(id_field, handler.output_fields)
         self.quarantine_schema = output_files.quarantine_schema(id_field)
-        self.read_queue: queue.Queue = queue.Queue(tuning.READ_QUEUE_ROW_GROUPS)
-        self.prepared_queue: queue.Queue = queue.Queue(tuning.PREPARED_QUEUE_ROW_GROUPS)
-        self.write_queue: queue.Queue = queue.Queue(tuning.WRITE_QUEUE_ROW_GROUPS)
+        self.read_queue: queue.Queue = queue.Queue(tuning.READ_QUEUE_STEPS)
+        self.prepared_queue: queue.Queue = queue.Queue(tuning.PREPARED_QUEUE_STEPS)
+        self.write_queue: queue.Queue = queue.Queue(tuning.WRITE_QUEUE_STEPS)
         self.reader = ReaderThread(self.steps, read_columns(spec, handler.required_columns), self.read_queue,
                                    stop, clock)
         self.preprocessor = PreprocessThread(handler, spec.runtime.preprocess_workers, self.read_queue,

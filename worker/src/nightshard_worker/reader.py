@@ -36,10 +36,6 @@ class Step:
     units: tuple[Unit, ...]
 
     @property
-    def rows(self) -> int:
-        return sum(unit.rows for unit in self.units)
-
-    @property
     def where(self) -> str:
         """The step's place in the input, for error messages."""
         first, last = self.units[0], self.units[-1]
@@ -151,9 +147,11 @@ class ReaderThread(threading.Thread):
         self.out = out
         self.stop = stop
         self.clock = clock
+        self._open_path: str | None = None  # the input file `_read` has open, kept across steps
+        self._open_file: pq.ParquetFile | None = None
+        self._handle = None
 
     def run(self) -> None:
-        self._open_path, self._open_file, self._handle = None, None, None
         try:
             for step in self.steps:
                 if self.stop.is_set():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-# Queue depths between stages, in row groups. Two row groups waiting per stage keep the device fed
-# while the next one decodes; more would only grow memory with row-group size, never throughput.
-READ_QUEUE_ROW_GROUPS = 2  # read -> preprocess: the reader stays one step ahead of the decoders
-PREPARED_QUEUE_ROW_GROUPS = 4  # preprocess -> predict: covers one row group per decoder thread plus slack
-WRITE_QUEUE_ROW_GROUPS = 4  # predict -> write: absorbs a slow object-store commit without stalling the GPU
+# Queue depths between stages, in steps (row groups grouped to a few batches, `reader.plan_steps`).
+# Two steps waiting per stage keep the device fed while the next one decodes; more would only grow
+# memory with step size, never throughput.
+READ_QUEUE_STEPS = 2  # read -> preprocess: the reader stays one step ahead of the decoders
+PREPARED_QUEUE_STEPS = 4  # preprocess -> predict: covers one step per decoder thread plus slack
+WRITE_QUEUE_STEPS = 4  # predict -> write: absorbs a slow object-store commit without stalling the GPU
 
 # How often a blocked stage wakes to check for SIGTERM or a failed neighbour. Short enough that a
 # preemption is noticed at once, long enough to cost nothing.

@@ -40,7 +40,6 @@ class WriterThread(threading.Thread):
         self.clock = clock
         self.error: BaseException | None = None
         self._pending: list[ScoredStep] = []
-        self._pending_units = 0
 
     def run(self) -> None:
         try:
@@ -50,8 +49,7 @@ class WriterThread(threading.Thread):
                     self._commit_pending()
                     return
                 self._pending.append(item)
-                self._pending_units += len(item.step.units)
-                if self._pending_units >= self.commit_every:
+                if sum(len(scored.step.units) for scored in self._pending) >= self.commit_every:
                     self._commit_pending()
         except BaseException as error:  # the main thread reads it and fails the shard
             self.error = error
@@ -69,5 +67,5 @@ class WriterThread(threading.Thread):
             quarantine=pa.concat_tables([scored.quarantine for scored in steps]),
             histogram_counts=[int(count) for count in counts],
         )
-        self._pending, self._pending_units = [], 0
+        self._pending = []
         self.clock.add("write", time.perf_counter() - started)
