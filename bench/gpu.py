@@ -6,30 +6,40 @@ both machines.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
 
 UTILISATION_SAMPLE_SECONDS = 0.1  # NVML's own averaging window is ~1/6 s; finer adds nothing
 
-# Dense peak FLOP/s by device name (first match wins), from the vendors' data sheets. fp32 is the
-# non-tensor-core figure (the worker's default precision leaves TF32 off); bf16/fp16 the dense
-# tensor-core figure.
+# Dense peak FLOP/s by device name, from the vendors' data sheets. fp32 is the non-tensor-core
+# figure (the worker's default precision leaves TF32 off); bf16/fp16 the dense tensor-core figure.
+# An entry matches when all its words are words of the name CUDA reports ("NVIDIA H100 80GB HBM3",
+# "NVIDIA A100-SXM4-80GB", "Tesla T4"): whole words, so an L40 is never read as an L4. The first
+# match wins, so a variant (H100 PCIe) comes before its family (H100).
 PEAK_FLOPS = (
-    ("H200", {"fp32": 67e12, "bf16": 989e12, "fp16": 989e12}),
-    ("H100 PCIe", {"fp32": 51e12, "bf16": 756e12, "fp16": 756e12}),
-    ("H100", {"fp32": 67e12, "bf16": 989e12, "fp16": 989e12}),
-    ("A100", {"fp32": 19.5e12, "bf16": 312e12, "fp16": 312e12}),
-    ("L40S", {"fp32": 91.6e12, "bf16": 362e12, "fp16": 362e12}),
-    ("L4", {"fp32": 30.3e12, "bf16": 121e12, "fp16": 121e12}),
-    ("A10", {"fp32": 31.2e12, "bf16": 125e12, "fp16": 125e12}),
-    ("T4", {"fp32": 8.1e12, "bf16": 65e12, "fp16": 65e12}),
+    (("H200",), {"fp32": 67e12, "bf16": 989e12, "fp16": 989e12}),
+    (("H100", "PCIe"), {"fp32": 51e12, "bf16": 756e12, "fp16": 756e12}),
+    (("H100", "NVL"), {"fp32": 60e12, "bf16": 835e12, "fp16": 835e12}),
+    (("H100",), {"fp32": 67e12, "bf16": 989e12, "fp16": 989e12}),
+    (("A100",), {"fp32": 19.5e12, "bf16": 312e12, "fp16": 312e12}),
+    (("L40S",), {"fp32": 91.6e12, "bf16": 362e12, "fp16": 362e12}),
+    (("L40",), {"fp32": 90.5e12, "bf16": 181e12, "fp16": 181e12}),
+    (("L4",), {"fp32": 30.3e12, "bf16": 121e12, "fp16": 121e12}),
+    (("A10",), {"fp32": 31.2e12, "bf16": 125e12, "fp16": 125e12}),
+    (("T4",), {"fp32": 8.1e12, "fp16": 65e12}),  # Turing has no bf16
 )
 
 
+def device_words(device_name: str) -> set[str]:
+    return {word for word in re.split(r"[\s\-_/]+", device_name.lower()) if word}
+
+
 def peak_flops(device_name: str, precision: str) -> float | None:
-    for name, peaks in PEAK_FLOPS:
-        if name.lower() in device_name.lower():
+    words = device_words(device_name)
+    for required, peaks in PEAK_FLOPS:
+        if all(word.lower() in words for word in required):
             return peaks.get(precision)
     return None
 

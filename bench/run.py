@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # `python bench/run.py`: make the repo root and p
     _root = Path(__file__).resolve().parent.parent
     sys.path[:0] = [str(_root), str(_root / "plugins")]
 
-from bench import gpu, targets, variants, workloads  # noqa: E402
+from bench import gpu, parquet_floor, targets, variants, workloads  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VARIANTS = ("ceiling", "worker", "naive", "ray")
@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             workload = _make_workload(name, work, sizes, artifact)
             report = _run_workload(workload, work, arguments, device, sizes["reps"], ray_state)
+            if name in ("tabular", "tabular_wide"):
+                report["parquet_floor"] = parquet_floor.measure(
+                    workload, list(workload.model.options["feature_columns"]), work / "floor", sizes["reps"],
+                    report["medians"])
             if name == "tabular":
                 _add_memory_check(report, workload, work, arguments, sizes, artifact)
             if name == "image":
@@ -197,7 +201,7 @@ def _run_workload(workload, work: Path, arguments, device, reps: int, ray_state:
         "medians": medians, "runs": {name: [run.to_dict() for run in items] for name, items in runs.items()},
         "not_measured": failures,
     }
-    found = targets.throughput_targets(workload.name, medians, failures)
+    found = targets.throughput_targets(workload.name, medians, failures, workload.rows)
     if workload.name == "image" or (workload.name == "text" and device.type == "cuda"):
         found.append(targets.gpu_busy_target(workload.name, medians.get("worker", {}).get("gpu_busy_percent"),
                                              device.type == "cuda"))
@@ -360,6 +364,7 @@ def render_table(machine: dict, reports: dict, ray_state: dict) -> str:
     for report in reports.values():
         for target in report["targets"]:
             lines.append(target.line())
+        lines += parquet_floor_lines(report)
         if "flops" in report:
             flops = report["flops"]
             lines.append(f"{'INFO':<12} {report['workload']:<8} {'GFLOP per image':<44} "
@@ -369,6 +374,23 @@ def render_table(machine: dict, reports: dict, ray_state: dict) -> str:
                     lines.append(f"{'INFO':<12} {report['workload']:<8} {'MFU ' + variant:<44} "
                                  f"{flops[f'mfu_{variant}']:6.1%}")
     return "\n".join(lines)
+
+
+def parquet_floor_lines(report: dict) -> list[str]:
+    """INFO lines: how fast Parquet alone moves this shard, and what that leaves for worker / ceiling."""
+    floor = report.get("parquet_floor")
+    if not floor:
+        return []
+    name = report["workload"]
+    lines = [f"{'INFO':<12} {name:<12} {'Parquet in + out, no model (rows/s)':<44} {floor['rows_per_second']:,.0f}"]
+    if floor["floor_of_ceiling"] is not None:
+        bound = floor["floor_of_ceiling"]
+        meaning = "the most worker / ceiling can reach here" if bound < 1 else "Parquet is not the limit here"
+        lines.append(f"{'INFO':<12} {name:<12} {'Parquet floor / ceiling (steady rows/s)':<44} {bound:6.2f}  ({meaning})")
+    if floor["worker_of_floor"] is not None:
+        lines.append(f"{'INFO':<12} {name:<12} {'worker / Parquet floor (steady rows/s)':<44} "
+                     f"{floor['worker_of_floor']:6.2f}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ ID_COLUMN = "id"
 TEXT_WORDS_MEDIAN = 30
 TEXT_WORDS_SIGMA = 0.8
 TEXT_WORDS_MIN, TEXT_WORDS_MAX = 6, 220
-# 150-row row groups: the default 300-row shard is then two groups, so decode of one overlaps the
-# forward passes of the other, as in a real shard of dozens of groups. Small on purpose: the worker
-# sorts by length within a group only, so this packs its batches worse than big groups would.
+# 150-row row groups, small on purpose, as writers that flush often leave them: the worker must
+# group them into steps (at least 8 batches, 1024 rows) to fill its batches and sort by length
+# across a step; the naive loop and Ray Data see the same file.
 TEXT_ROW_GROUP_ROWS = 150
 TEXT_BATCH_SIZE = 128  # rows per forward pass for every text variant (worker: capped further by tokens)
 

@@ -37,3 +37,14 @@ def test_variants_flag_rejects_unknown_names(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         run.parse_arguments(["--variants", "worker,pandas"])
     assert "--variants pandas: choose from ceiling,worker,naive,ray" in capsys.readouterr().err
+
+
+def test_text_verdicts_below_the_issues_shard_size_say_so() -> None:
+    medians = {"ceiling": {"steady": 50.0}, "worker": {"steady": 47.5, "end_to_end": 30.0},
+               "naive": {"end_to_end": 20.0}, "ray": {"end_to_end": 10.0}}
+    small = {t.name: t for t in targets.throughput_targets("text", medians, rows=300)}
+    assert "on 300 rows; the target is for 20000: --text-rows 20000" in small["worker / naive (end-to-end rows/s)"].line()
+    full = targets.throughput_targets("text", medians, rows=20_000)
+    assert all(target.note == "" for target in full)
+    tabular = targets.throughput_targets("tabular", {"ceiling": {"steady": 1.0}, "worker": {"steady": 1.0}}, rows=300)
+    assert tabular[0].note == ""
