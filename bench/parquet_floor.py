@@ -18,18 +18,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.workloads import ID_COLUMN, Workload
+from nightshard_worker import output_files
 
 
 def time_parquet_in_and_out(workload: Workload, columns: list[str], folder: Path) -> float:
-    """Seconds to read `columns` of the shard and write id + one float32 per row, as the worker's
-    tabular output is (snappy, the pyarrow default the worker's merge uses too)."""
+    """Seconds to read `columns` of the shard and write id + one float32 per row, encoded as the
+    worker encodes its tabular output (snappy, no dictionaries on ids and floats)."""
     folder.mkdir(parents=True, exist_ok=True)
     destination = folder / "floor.parquet"
     started = time.perf_counter()
     table = pq.read_table(workload.path, columns=[ID_COLUMN, *columns])
     first = table.column(columns[0]).combine_chunks()
     score = pa.array(np.asarray(first, dtype=np.float32), pa.float32())  # one value a row, as a model gives
-    pq.write_table(pa.table({ID_COLUMN: table.column(ID_COLUMN), "score": score}), destination)
+    output = pa.table({ID_COLUMN: table.column(ID_COLUMN), "score": score})
+    pq.write_table(output, destination, use_dictionary=output_files.dictionary_columns(output.schema))
     seconds = time.perf_counter() - started
     if pq.ParquetFile(destination).metadata.num_rows != workload.rows:
         raise RuntimeError(f"the Parquet floor wrote {pq.ParquetFile(destination).metadata.num_rows} "

@@ -26,13 +26,31 @@ def quarantine_schema(id_field: pa.Field) -> pa.Schema:
     return pa.schema([id_field, *QUARANTINE_FIELDS])
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth dictionary-encoding: those whose values repeat.
+
+    Not the id column (first in both schemas, one value a row) and not floating-point outputs
+    (scores, confidences, embeddings: almost never equal). On those Parquet builds a dictionary per
+    row group, finds it too big and falls back to plain encoding, having written the dictionary
+    page anyway: measured on 2M rows of id + score, a merge 3.3x slower and a file 1.5x bigger.
+    Labels, reasons and file names repeat, and their dictionaries pay.
+    """
+    return [field.name for field in list(schema)[1:] if not _is_floating(field.type)]
+
+
+def _is_floating(data_type: pa.DataType) -> bool:
+    while pa.types.is_list(data_type) or pa.types.is_fixed_size_list(data_type) or pa.types.is_large_list(data_type):
+        data_type = data_type.value_type
+    return pa.types.is_floating(data_type)
+
+
 def merge_chunks(chunk_uris: list[str], schema: pa.Schema, destination: str) -> tuple[int, str]:
     """Concatenate chunks (one at a time: memory stays at one chunk) into `destination`.
 
     Returns (bytes, sha256) of the published file.
     """
     with storage.staged_file(destination) as local_path:
-        with pq.ParquetWriter(local_path, schema) as parquet_writer:
+        with pq.ParquetWriter(local_path, schema, use_dictionary=dictionary_columns(schema)) as parquet_writer:
             for uri in chunk_uris:
                 parquet_writer.write_table(read_chunk(uri).cast(schema))
         size = os.path.getsize(local_path)
