@@ -367,11 +367,11 @@ def render_table(machine: dict, reports: dict, ray_state: dict) -> str:
         lines += parquet_floor_lines(report)
         if "flops" in report:
             flops = report["flops"]
-            lines.append(f"{'INFO':<12} {report['workload']:<8} {'GFLOP per image':<44} "
+            lines.append(f"{'INFO':<12} {report['workload']:<12} {'GFLOP per image':<44} "
                          f"{flops['flops_per_row'] / 1e9:6.2f}  {flops.get('note', '')}")
             for variant in ("ceiling", "worker"):
                 if flops.get(f"mfu_{variant}") is not None:
-                    lines.append(f"{'INFO':<12} {report['workload']:<8} {'MFU ' + variant:<44} "
+                    lines.append(f"{'INFO':<12} {report['workload']:<12} {'MFU ' + variant:<44} "
                                  f"{flops[f'mfu_{variant}']:6.1%}")
     return "\n".join(lines)
 

@@ -9,10 +9,11 @@ import stat
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
-from bench import gpu, workloads
+from bench import gpu, variants, workloads
 
 
 @pytest.mark.parametrize(("device_name", "precision", "peak"), [
@@ -48,11 +49,7 @@ def test_model_flop_utilisation_is_achieved_over_peak() -> None:
 def test_flops_per_row_counts_the_matmuls_of_a_model_with_known_flops(tmp_path: Path) -> None:
     artifact = workloads.build_wide_tabular_model(tmp_path / "model")
     workload = workloads.write_tabular(tmp_path, 64, artifact, name="tabular_wide")
-    from bench import variants
-
     handler = variants.make_handler(workload, "cpu", "fp32")
-    import pyarrow.parquet as pq
-
     batch = handler.preprocess(pq.read_table(workload.path)).tensors
     # 2 FLOPs per multiply-add of every Linear; bias adds and activations are not counted.
     assert gpu.flops_per_row(handler, batch, "fp32") == workloads.wide_tabular_flops_per_row()
