@@ -113,7 +113,7 @@ class Ceiling:
 # ---- worker ----------------------------------------------------------------------------------------
 
 def worker_spec(workload: Workload, folder: Path, device: str, precision: str, threads: int,
-                tag: str) -> ShardSpec:
+                tag: str, checkpoint_dir: str | None = None) -> ShardSpec:
     metadata = pq.ParquetFile(workload.path).metadata
     runtime = RuntimeSpec(device=device, precision=precision, batch_size=workload.batch_size, threads=threads,
                           progress_interval_seconds=30.0, **workload.runtime)
@@ -124,7 +124,7 @@ def worker_spec(workload: Workload, folder: Path, device: str, precision: str, t
         inputs=(InputSlice(str(workload.path), tuple(range(metadata.num_row_groups)), workload.rows),),
         input_rows=workload.rows, id_column=ID_COLUMN, model=workload.model, runtime=runtime,
         output_path=str(out / "part-0000.parquet"), quarantine_path=str(out / "quarantine-0000.parquet"),
-        result_path=str(out / "result-0000.json"), checkpoint_dir=str(out / "checkpoint"),
+        result_path=str(out / "result-0000.json"), checkpoint_dir=checkpoint_dir or str(out / "checkpoint"),
     )
 
 
@@ -135,14 +135,14 @@ def worker_environment() -> dict[str, str]:
 
 
 def run_worker(workload: Workload, folder: Path, device: str, precision: str, threads: int,
-               tag: str) -> VariantRun:
+               tag: str, checkpoint_dir: str | None = None) -> VariantRun:
     """`nightshard-worker run --spec` in a subprocess.
 
     Lines are time-stamped as they arrive: spawn -> "N rows in" (interpreter, imports, model load,
     input check) is `load_seconds`; from there to the summary line (output merged, published,
     result written) is `steady_seconds`. Interpreter exit counts only in the process wall.
     """
-    spec = worker_spec(workload, folder, device, precision, threads, tag)
+    spec = worker_spec(workload, folder, device, precision, threads, tag, checkpoint_dir)
     shutil.rmtree(folder / tag, ignore_errors=True)
     (folder / tag).mkdir(parents=True)
     spec_path = folder / tag / "spec.json"

@@ -45,13 +45,18 @@ ORPHAN_CHUNK = "output-000003-000006.arrow"
 
 
 def small_batch_pipelines(root: Path) -> Path:
-    """The repo's pipelines, the risk scorer at SCENARIO_BATCH_SIZE rows per batch."""
+    """The repo's pipelines, the risk scorer at SCENARIO_BATCH_SIZE rows per batch, committing every step.
+
+    The faults strike at a shard's second commit; with the default interval (10 s) these small
+    shards would commit once, at the end.
+    """
     pipelines = root / "pipelines"
     shutil.copytree(REPO / "dags" / "pipelines", pipelines)
     risk = pipelines / "tabular_risk.yaml"
     text = risk.read_text()
     assert "  batch_size: 8192\n" in text, "the risk pipeline's batch size moved: update this scenario"
-    risk.write_text(text.replace("  batch_size: 8192\n", f"  batch_size: {SCENARIO_BATCH_SIZE}\n"))
+    risk.write_text(text.replace("  batch_size: 8192\n",
+                                 f"  batch_size: {SCENARIO_BATCH_SIZE}\n  commit_interval_seconds: 0\n"))
     return pipelines
 
 

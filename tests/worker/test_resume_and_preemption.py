@@ -15,11 +15,13 @@ ROWS, ROW_GROUP_ROWS = 1200, 100  # 12 row groups
 
 
 def slow_spec(tmp_path, tabular_artifact, commit_every: int = 1):
+    """A shard of 12 steps at >= 0.16 s each, committed step by step (interval 0): a kill lands mid-shard."""
     model = ModelSpec(handler="worker_test_handlers:SlowTabularHandler", version="1",
                       artifact=str(tabular_artifact),
                       options={"feature_columns": FEATURES, "delay_seconds": 0.08})
     input_slice = write_parquet(tmp_path / "in.parquet", tabular_table(ROWS), ROW_GROUP_ROWS)
-    return make_spec(tmp_path, [input_slice], model, batch_size=50, commit_every_row_groups=commit_every)
+    return make_spec(tmp_path, [input_slice], model, batch_size=50, commit_every_row_groups=commit_every,
+                     commit_interval_seconds=0.0)
 
 
 def wait_for_committed_units(spec, process, units: int, timeout: float = 60) -> None:

@@ -86,7 +86,8 @@ def test_a_commit_covers_whole_steps_and_at_least_commit_every_row_groups(tmp_pa
                       options={"feature_columns": FEATURES, "delay_seconds": 0.05})
     inputs = [write_parquet(tmp_path / "in.parquet", tabular_table(1200), 50)]  # 24 row groups
     # batch 25 x step_batches 4 = 100 rows: a step is two 50-row groups
-    spec = make_spec(tmp_path, inputs, model, batch_size=25, commit_every_row_groups=commit_every)
+    spec = make_spec(tmp_path, inputs, model, batch_size=25, commit_every_row_groups=commit_every,
+                     commit_interval_seconds=0.0)
     process = start_worker(save_spec(spec, tmp_path))
     last_record = None
     while process.poll() is None:

@@ -65,9 +65,11 @@ class RuntimeSpec:
     max_batch_tokens: int = 16384  # text only: padded tokens per forward pass
     compile: bool = False  # torch.compile the model once per process
     preprocess_workers: int = 2
-    # Checkpoint cadence: a retry redoes at most this many row groups, or one step (row groups grouped
-    # to batch_size x the handler's step_batches rows) where row groups are smaller than that.
+    # Checkpoint cadence: a commit covers at least this many row groups (rounded up to whole steps:
+    # row groups grouped to batch_size x the handler's step_batches rows) and at least this many
+    # seconds of scoring. A retry after a hard kill redoes at most the larger of the two.
     commit_every_row_groups: int = 1
+    commit_interval_seconds: float = 10.0
     max_bad_row_fraction: float = 0.5  # above it the shard fails instead of publishing
     progress_interval_seconds: float = 10.0
     metrics_port: int | None = None  # serve Prometheus metrics while running

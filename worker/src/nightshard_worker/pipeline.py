@@ -49,7 +49,8 @@ class ShardPipeline:
                                    stop, clock)
         self.preprocessor = PreprocessThread(handler, spec.runtime.preprocess_workers, self.read_queue,
                                              self.prepared_queue, stop, clock)
-        self.writer = WriterThread(checkpoint, spec.runtime.commit_every_row_groups, self.write_queue, clock)
+        self.writer = WriterThread(checkpoint, spec.runtime.commit_every_row_groups, spec.runtime.commit_interval_seconds,
+                                   self.write_queue, clock)
         self.rows_scored_this_attempt = 0
 
     def queue_depths(self) -> str:

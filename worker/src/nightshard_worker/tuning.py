@@ -13,6 +13,12 @@ WRITE_QUEUE_STEPS = 4  # predict -> write: absorbs a slow object-store commit wi
 # preemption is noticed at once, long enough to cost nothing.
 QUEUE_POLL_SECONDS = 0.2
 
+# Uncommitted scored rows the writer may hold while it waits for `runtime.commit_interval_seconds`:
+# at that size it commits early. 64 MiB is a few seconds of a cheap model's output on a GPU (id +
+# score: ~5M rows; MiniLM embeddings: ~40k rows), small beside a pod's memory, and one chunk of it
+# uploads to an object store well inside the preemption budget below.
+MAX_UNCOMMITTED_BYTES = 64 << 20
+
 # Batch-time histogram buckets (seconds): from a tiny tabular batch on GPU to a big CPU text batch.
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

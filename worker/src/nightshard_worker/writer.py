@@ -1,15 +1,17 @@
-"""Write stage: scored steps -> committed checkpoint chunks, every N row groups, in order."""
+"""Write stage: scored steps -> committed checkpoint chunks, in order, at the spec's cadence."""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
+from nightshard_worker import tuning
 from nightshard_worker.checkpoint import Checkpoint
 from nightshard_worker.metrics import StageClock
 from nightshard_worker.reader import Step
@@ -29,19 +31,32 @@ class ScoredStep:
 class WriterThread(threading.Thread):
     """Drains its queue until END, even after SIGTERM: every scored step gets committed.
 
-    A commit covers whole steps and at least `commit_every` row groups (a step may hold several).
+    A commit covers whole steps, at least `commit_every` row groups and at least `commit_interval`
+    seconds since the previous commit (or the writer's start), so a model that scores a step in
+    milliseconds does not pay a commit (object-store puts, fsyncs) per step. The uncommitted steps
+    are held in memory: once their tables reach `max_uncommitted_bytes` they are committed whatever
+    the cadence says, so memory stays bounded on a fast device.
     """
 
-    def __init__(self, checkpoint: Checkpoint, commit_every: int, source: queue.Queue, clock: StageClock):
+    def __init__(self, checkpoint: Checkpoint, commit_every: int, commit_interval: float, source: queue.Queue,
+                 clock: StageClock, max_uncommitted_bytes: int = tuning.MAX_UNCOMMITTED_BYTES,
+                 now: Callable[[], float] = time.monotonic):
         super().__init__(name="writer", daemon=True)
         self.checkpoint = checkpoint
         self.commit_every = max(1, commit_every)
+        self.commit_interval = max(0.0, commit_interval)
+        self.max_uncommitted_bytes = max_uncommitted_bytes
         self.source = source
         self.clock = clock
         self.error: BaseException | None = None
+        self._now = now
         self._pending: list[ScoredStep] = []
+        self._pending_units = 0
+        self._pending_bytes = 0
+        self._last_commit = now()
 
     def run(self) -> None:
+        self._last_commit = self._now()
         try:
             while True:
                 item = self.source.get()
@@ -49,10 +64,19 @@ class WriterThread(threading.Thread):
                     self._commit_pending()
                     return
                 self._pending.append(item)
-                if sum(len(scored.step.units) for scored in self._pending) >= self.commit_every:
+                self._pending_units += len(item.step.units)
+                self._pending_bytes += item.output.nbytes + item.quarantine.nbytes
+                if self._commit_due():
                     self._commit_pending()
         except BaseException as error:  # the main thread reads it and fails the shard
             self.error = error
+
+    def _commit_due(self) -> bool:
+        if self._pending_bytes >= self.max_uncommitted_bytes:
+            return True
+        if self._pending_units < self.commit_every:
+            return False
+        return self._now() - self._last_commit >= self.commit_interval
 
     def _commit_pending(self) -> None:
         if not self._pending:
@@ -67,5 +91,6 @@ class WriterThread(threading.Thread):
             quarantine=pa.concat_tables([scored.quarantine for scored in steps]),
             histogram_counts=[int(count) for count in counts],
         )
-        self._pending = []
+        self._pending, self._pending_units, self._pending_bytes = [], 0, 0
+        self._last_commit = self._now()
         self.clock.add("write", time.perf_counter() - started)
