@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             all_targets += report["targets"]
             _write_json(arguments.out / f"{name}-{device.type}.json", {"machine": machine, **report})
         scaling = (_reused_scaling(arguments, reports) if arguments.quick
-                   else _scaling(work, arguments, device, sizes, artifact, reports))
+                   else _scaling(work, arguments, device, sizes, artifact, chosen))
         _write_json(arguments.out / f"scaling-{device.type}.json", {"machine": machine, **scaling})
         from bench.plot import scaling_png
 
@@ -268,8 +268,12 @@ def _add_flop_utilisation(report: dict, device, precision: str) -> None:
     report["flops"] = entry
 
 
-def _scaling(work: Path, arguments, device, sizes: dict, artifact: Path | None, reports: dict) -> dict:
-    """rows/s against shard size (tabular worker) and against torch threads (text worker and ceiling)."""
+def _scaling(work: Path, arguments, device, sizes: dict, artifact: Path | None, chosen: list[str]) -> dict:
+    """rows/s against shard size (tabular worker) and against torch threads (text worker and ceiling).
+
+    Each sweep runs only with its workload chosen: `--workloads image,tabular` (a GPU machine
+    without the MiniLM weights, say) gets the shard-size sweep and no text.
+    """
     print("\n== scaling sweep", flush=True)
     shard_points = []
     if artifact is not None:
@@ -280,16 +284,18 @@ def _scaling(work: Path, arguments, device, sizes: dict, artifact: Path | None, 
                                       arguments.threads, f"rows-{rows}")
             shard_points.append({"rows": rows, **_rates(run)})
     thread_points = []
-    counts = [count for count in (1, 2, 4, 8, 16) if count <= (os.cpu_count() or 1)]
-    text = workloads.write_text(work, sizes["sweep_text_rows"])
-    for threads in counts:
-        run = variants.run_worker(text, work / "scaling", arguments.device, arguments.precision, threads,
-                                  f"threads-{threads}")
-        ceiling = variants.Ceiling(text, arguments.device, arguments.precision, threads).run()
-        thread_points.append({"threads": threads, "rows": text.rows, **_rates(run),
-                              "ceiling_rows_per_second": round(ceiling.steady_rows_per_second, 2)})
-        print(f"  threads {threads}: worker {run.steady_rows_per_second:.1f} rows/s, "
-              f"ceiling {ceiling.steady_rows_per_second:.1f} rows/s", flush=True)
+    if "text" not in chosen:
+        print("  threads sweep skipped: text is not among --workloads", flush=True)
+    else:
+        text = workloads.write_text(work, sizes["sweep_text_rows"])
+        for threads in [count for count in (1, 2, 4, 8, 16) if count <= (os.cpu_count() or 1)]:
+            run = variants.run_worker(text, work / "scaling", arguments.device, arguments.precision, threads,
+                                      f"threads-{threads}")
+            ceiling = variants.Ceiling(text, arguments.device, arguments.precision, threads).run()
+            thread_points.append({"threads": threads, "rows": text.rows, **_rates(run),
+                                  "ceiling_rows_per_second": round(ceiling.steady_rows_per_second, 2)})
+            print(f"  threads {threads}: worker {run.steady_rows_per_second:.1f} rows/s, "
+                  f"ceiling {ceiling.steady_rows_per_second:.1f} rows/s", flush=True)
     import torch
 
     torch.set_num_threads(arguments.threads)

@@ -48,3 +48,12 @@ def test_text_verdicts_below_the_issues_shard_size_say_so() -> None:
     assert all(target.note == "" for target in full)
     tabular = targets.throughput_targets("tabular", {"ceiling": {"steady": 1.0}, "worker": {"steady": 1.0}}, rows=300)
     assert tabular[0].note == ""
+
+
+def test_the_threads_sweep_runs_only_with_text_among_the_workloads(tmp_path, capsys) -> None:
+    # A GPU machine without the MiniLM weights runs --workloads image,tabular: no text may be written or run.
+    arguments = run.parse_arguments(["--workloads", "image", "--no-ray"])
+    scaling = run._scaling(tmp_path, arguments, None, {"tabular_rows": 10, "sweep_text_rows": 8}, None, ["image"])
+    assert scaling == {"shard_size": [], "threads": []}
+    assert not list(tmp_path.glob("text-*.parquet"))
+    assert "threads sweep skipped: text is not among --workloads" in capsys.readouterr().out
