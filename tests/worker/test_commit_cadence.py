@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
-from conftest import FEATURES, make_spec, output_ids, save_spec, start_worker, tabular_table, write_parquet
-from nightshard_worker.checkpoint import PROGRESS_RECORD, Checkpoint, read_chunk
+from conftest import (FEATURES, make_spec, output_ids, progress_record, save_spec, start_worker, tabular_table,
+                      write_parquet)
+from nightshard_worker.checkpoint import Checkpoint, read_chunk
 from nightshard_worker.contract import EXIT_OK, ModelSpec
 from nightshard_worker.metrics import StageClock
 from nightshard_worker.reader import Step, Unit
@@ -43,12 +41,13 @@ class ScriptedSource:
         return scored
 
 
-def scored_step(first_unit: int, unit_count: int = 1) -> ScoredStep:
-    units = tuple(Unit(first_unit + i, "in.parquet", first_unit + i, ROWS_PER_UNIT) for i in range(unit_count))
-    ids = np.arange(first_unit * ROWS_PER_UNIT, (first_unit + unit_count) * ROWS_PER_UNIT, dtype=np.int64)
+def scored_step(unit: int) -> ScoredStep:
+    """The scored rows of one row group: ROWS_PER_UNIT ids from unit x ROWS_PER_UNIT, none quarantined."""
+    ids = np.arange(unit * ROWS_PER_UNIT, (unit + 1) * ROWS_PER_UNIT, dtype=np.int64)
     output = pa.table({"id": ids, "score": pa.array(np.full(len(ids), 0.5, np.float32))})
     quarantine = pa.table({"id": pa.array([], pa.int64()), "reason": pa.array([], pa.string())})
-    return ScoredStep(Step(units), output, quarantine, np.array([len(ids), 0]))
+    return ScoredStep(Step((Unit(unit, "in.parquet", unit, ROWS_PER_UNIT),)), output, quarantine,
+                      np.array([len(ids), 0]))
 
 
 def run_writer(tmp_path, steps_and_seconds: list[tuple[ScoredStep, float]], commit_every: int,
@@ -66,13 +65,11 @@ def run_writer(tmp_path, steps_and_seconds: list[tuple[ScoredStep, float]], comm
 
 def watch_progress(process, spec) -> list[tuple[float, dict]]:
     """Every progress record the worker wrote that this test saw, with when it saw it, until it exits."""
-    record_path = Path(spec.checkpoint_dir) / PROGRESS_RECORD
     seen = []
     while process.poll() is None:
-        try:
-            seen.append((time.monotonic(), json.loads(record_path.read_text())))
-        except (FileNotFoundError, ValueError):  # not written yet, or removed after the merge
-            pass
+        record = progress_record(spec)  # None: not written yet, or removed after the merge
+        if record is not None:
+            seen.append((time.monotonic(), record))
         time.sleep(0.005)
     return seen
 
@@ -120,8 +117,8 @@ def test_a_fast_shard_with_the_default_interval_commits_once_at_the_end(tmp_path
     assert output_ids(spec) == list(range(2000))
 
 
-@pytest.mark.parametrize("interval", [1.0])
-def test_commits_of_a_slow_model_are_at_least_the_interval_apart(tmp_path, tabular_artifact, interval):
+def test_commits_of_a_slow_model_are_at_least_the_interval_apart(tmp_path, tabular_artifact):
+    interval = 1.0
     model = ModelSpec(handler="worker_test_handlers:SlowTabularHandler", version="1", artifact=str(tabular_artifact),
                       options={"feature_columns": FEATURES, "delay_seconds": 0.05})
     inputs = [write_parquet(tmp_path / "in.parquet", tabular_table(2400), 50)]  # 48 row groups

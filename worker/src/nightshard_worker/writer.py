@@ -32,7 +32,7 @@ class WriterThread(threading.Thread):
     """Drains its queue until END, even after SIGTERM: every scored step gets committed.
 
     A commit covers whole steps, at least `commit_every` row groups and at least `commit_interval`
-    seconds since the previous commit (or the writer's start), so a model that scores a step in
+    seconds since the previous commit (or since the writer was made), so a model that scores a step in
     milliseconds does not pay a commit (object-store puts, fsyncs) per step. The uncommitted steps
     are held in memory: once their tables reach `max_uncommitted_bytes` they are committed whatever
     the cadence says, so memory stays bounded on a fast device.
@@ -56,7 +56,6 @@ class WriterThread(threading.Thread):
         self._last_commit = now()
 
     def run(self) -> None:
-        self._last_commit = self._now()
         try:
             while True:
                 item = self.source.get()
