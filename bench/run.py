@@ -390,9 +390,13 @@ def parquet_floor_lines(report: dict) -> list[str]:
     name = report["workload"]
     lines = [f"{'INFO':<12} {name:<12} {'Parquet in + out, no model (rows/s)':<44} {floor['rows_per_second']:,.0f}"]
     if floor["floor_of_ceiling"] is not None:
-        bound = floor["floor_of_ceiling"]
-        meaning = "the most worker / ceiling can reach here" if bound < 1 else "Parquet is not the limit here"
-        lines.append(f"{'INFO':<12} {name:<12} {'Parquet floor / ceiling (steady rows/s)':<44} {bound:6.2f}  ({meaning})")
+        ratio = floor["floor_of_ceiling"]
+        # Parquet and the model in rows/s: overlapped on spare cores the slower one bounds the
+        # worker; on cores the model already fills their times add, 1 / (1 / floor + 1 / ceiling).
+        overlapped, shared = min(1.0, ratio), ratio / (1.0 + ratio)
+        lines.append(f"{'INFO':<12} {name:<12} {'Parquet floor / ceiling (steady rows/s)':<44} {ratio:6.2f}  "
+                     f"(worker / ceiling can reach {overlapped:.2f} with stages overlapped on spare cores, "
+                     f"{shared:.2f} where they share the model's cores)")
     if floor["worker_of_floor"] is not None:
         lines.append(f"{'INFO':<12} {name:<12} {'worker / Parquet floor (steady rows/s)':<44} "
                      f"{floor['worker_of_floor']:6.2f}")

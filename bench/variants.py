@@ -40,7 +40,7 @@ class VariantRun:
     load_seconds: float
     steady_seconds: float
     end_to_end_seconds: float
-    process_wall_seconds: float | None = None  # worker only: spawn to exit
+    process_wall_seconds: float | None = None  # worker and naive (own processes): spawn to exit
     peak_rss_bytes: int | None = None
     gpu_busy_percent: float | None = None
     details: dict = field(default_factory=dict)
@@ -67,8 +67,14 @@ def make_handler(workload: Workload, device: str, precision: str):
 
 # ---- ceiling ---------------------------------------------------------------------------------------
 
+# Untimed forward passes over the first batch before the ceiling's clock: a ceiling runs warm (oneDNN
+# primitives made, TorchScript past its profiling runs, CUDA context and kernels loaded). Without
+# them the first repetition paid the cold start and the second did not.
+CEILING_WARM_UP_PASSES = 3
+
+
 class Ceiling:
-    """The model alone: every batch collated and on the device before the clock starts."""
+    """The model alone, warm: every batch collated and on the device before the clock starts."""
 
     def __init__(self, workload: Workload, device: str, precision: str, threads: int):
         import torch
@@ -94,17 +100,22 @@ class Ceiling:
             max_tokens = runtime.max_batch_tokens if prepared.lengths is not None else None
             for rows in plan_batches(prepared.good_count, runtime.batch_size, prepared.lengths, max_tokens):
                 self.batches.append(devices.to_device(self.handler.collate(prepared, rows), self.handler.device))
+        for _ in range(CEILING_WARM_UP_PASSES):
+            self._forward(self.batches[0])
 
-    def run(self) -> VariantRun:
+    def _forward(self, batch: dict) -> None:
         from nightshard_worker import device as devices
         from nightshard_worker.predict import _to_numpy
 
+        with devices.forward_context(self.handler.device, self.precision):
+            outputs = self.handler.predict(batch)
+        {name: _to_numpy(value) for name, value in outputs.items()}  # waits for the device
+
+    def run(self) -> VariantRun:
         with UtilizationSampler(self.handler.device) as sampler:
             started = time.perf_counter()
             for batch in self.batches:
-                with devices.forward_context(self.handler.device, self.precision):
-                    outputs = self.handler.predict(batch)
-                {name: _to_numpy(value) for name, value in outputs.items()}  # waits for the device
+                self._forward(batch)
             seconds = time.perf_counter() - started
         return VariantRun("ceiling", self.workload.rows, self.load_seconds, seconds, seconds,
                           gpu_busy_percent=sampler.busy_percent, details={"batches": len(self.batches)})
@@ -223,37 +234,28 @@ def _torch_device(device: str):
 # ---- naive -----------------------------------------------------------------------------------------
 
 def run_naive(workload: Workload, folder: Path, device: str, precision: str, threads: int) -> VariantRun:
-    """pandas reads the whole file; fixed batches in file order; tokenise/decode per batch; no overlap."""
-    import pandas as pd
-    import torch
+    """`python -m bench.naive` in a fresh process, as the worker runs: see bench/naive.py."""
+    from bench import naive
 
-    from nightshard_worker import device as devices
-    from nightshard_worker.predict import _to_numpy
-
-    torch.set_num_threads(threads)
-    started = time.perf_counter()
-    handler = make_handler(workload, device, precision)
-    loaded = time.perf_counter()
-    with UtilizationSampler(handler.device) as sampler:
-        frame = pd.read_parquet(workload.path)
-        collected: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(frame), workload.batch_size):
-            batch_table = pa.Table.from_pandas(frame.iloc[start:start + workload.batch_size], preserve_index=False)
-            prepared = handler.preprocess(batch_table)  # padding to this batch's longest, file order
-            batch = devices.to_device(prepared.tensors, handler.device)
-            with devices.forward_context(handler.device, precision):
-                outputs = handler.predict(batch)
-            for name, value in outputs.items():
-                collected.setdefault(name, []).append(_to_numpy(value))
-        result = pd.DataFrame({ID_COLUMN: frame[ID_COLUMN].to_numpy()})
-        for name, parts in collected.items():
-            values = np.concatenate(parts)
-            result[name] = list(values) if values.ndim > 1 else values
-        output = folder / "naive" / f"{workload.name}.parquet"
-        output.parent.mkdir(parents=True, exist_ok=True)
-        result.to_parquet(output, engine="pyarrow", index=False)
+    (folder / "naive").mkdir(parents=True, exist_ok=True)
+    document = folder / "naive" / "workload.json"
+    document.write_text(naive.workload_document(workload))
+    command = [sys.executable, "-m", "bench.naive", "--workload", str(document),
+               "--output", str(folder / "naive" / f"{workload.name}.parquet"), "--device", device,
+               "--precision", precision, "--threads", str(threads)]
+    with UtilizationSampler(_torch_device(device)) as sampler:
+        started = time.perf_counter()
+        finished = subprocess.run(command, capture_output=True, text=True, env=worker_environment())
         ended = time.perf_counter()
-    return VariantRun("naive", workload.rows, loaded - started, ended - loaded, ended - started,
+    lines = [line for line in finished.stdout.splitlines() if line.startswith(naive.RESULT_PREFIX)]
+    if finished.returncode != 0 or not lines:
+        raise RuntimeError(f"naive loop exited {finished.returncode} on {workload.name}:\n"
+                           f"{finished.stdout[-2000:]}{finished.stderr[-4000:]}")
+    timings = json.loads(lines[-1][len(naive.RESULT_PREFIX):])
+    if timings["rows"] != workload.rows:
+        raise RuntimeError(f"naive loop wrote {timings['rows']} of {workload.rows} rows")
+    return VariantRun("naive", workload.rows, timings["load_seconds"], timings["steady_seconds"],
+                      timings["end_to_end_seconds"], process_wall_seconds=ended - started,
                       gpu_busy_percent=sampler.busy_percent)
 
 

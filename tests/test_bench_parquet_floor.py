@@ -25,7 +25,7 @@ def test_floor_ratios_bound_the_worker_and_place_it() -> None:
                                                        "worker_of_floor": 0.25}}
     lines = run.parquet_floor_lines(report)
     assert "4,000,000" in lines[0]
-    assert "0.40" in lines[1] and "the most worker / ceiling can reach" in lines[1]
+    assert "0.40  (worker / ceiling can reach 0.40 with stages overlapped on spare cores, 0.29 where" in lines[1]
     assert "0.25" in lines[2]
 
 
@@ -38,7 +38,8 @@ def test_floor_measure_leaves_a_ratio_out_when_its_variant_was_not_run(tmp_path:
     assert run.parquet_floor_lines({"workload": "tabular", "parquet_floor": measured})[1].startswith("INFO")
 
 
-def test_a_floor_above_the_ceiling_is_reported_as_no_limit() -> None:
-    report = {"workload": "tabular_wide", "parquet_floor": {"rows_per_second": 3e6, "floor_of_ceiling": 27.0,
+def test_a_floor_above_the_ceiling_bounds_only_where_stages_share_cores() -> None:
+    report = {"workload": "tabular_wide", "parquet_floor": {"rows_per_second": 9e6, "floor_of_ceiling": 3.0,
                                                             "worker_of_floor": 0.03}}
-    assert "Parquet is not the limit here" in run.parquet_floor_lines(report)[1]
+    assert "can reach 1.00 with stages overlapped on spare cores, 0.75 where they share" in \
+        run.parquet_floor_lines(report)[1]

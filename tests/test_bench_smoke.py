@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
-QUICK_BUDGET_SECONDS = 90
+# A hang guard, not a speed check: speed is what bench/ measures, and this shared machine's speed
+# varies 2.5x within a day.
+QUICK_TIMEOUT_SECONDS = 300
 
 
 def test_quick_bench_writes_results_with_all_variants_and_ratios(tmp_path: Path) -> None:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
-    started = time.monotonic()
     completed = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--workloads", "text", "--text-rows", "32",
          "--out", str(tmp_path)],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=3 * QUICK_BUDGET_SECONDS,
+        cwd=REPO, env=environment, capture_output=True, text=True, timeout=QUICK_TIMEOUT_SECONDS,
     )
-    seconds = time.monotonic() - started
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     [text_result] = tmp_path.glob("text-*.json")  # text-cpu.json here, text-cuda.json on a GPU machine
     report = json.loads(text_result.read_text())
@@ -37,4 +36,3 @@ def test_quick_bench_writes_results_with_all_variants_and_ratios(tmp_path: Path)
     assert len(ratios) >= 3 and all(value is not None and value > 0 for value in ratios.values()), ratios
     assert (tmp_path / f"scaling-{device}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| text | worker |" in completed.stdout
-    assert seconds < QUICK_BUDGET_SECONDS, f"--quick took {seconds:.0f} s on this machine"
