@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -78,3 +79,66 @@ def test_a_single_row_that_runs_out_of_memory_fails_the_shard_clearly(tmp_path, 
 
     assert completed.returncode == EXIT_FAILED
     assert "a single row runs the device out of memory" in read_result(spec).error
+
+
+class RecordingQueue:
+    """Stands in for a CUDA stream: the handler queues batches, the host waits on each one's event."""
+
+    def __init__(self):
+        self.log: list[str] = []
+        self.queued = 0
+
+    def queue(self) -> None:
+        self.log.append(f"queue {self.queued}")
+        self.queued += 1
+
+    def event(self) -> SimpleNamespace:
+        batch = self.queued - 1
+        return SimpleNamespace(synchronize=lambda: self.log.append(f"wait {batch}"))
+
+
+class QueueingEcho(ModelHandler):
+    """Doubles each row's value; the queue attempts in `oom_on` run out of memory (above one row)."""
+
+    def __init__(self, queue: RecordingQueue, oom_on: tuple[int, ...] = ()):
+        self.queue, self.oom_on, self.attempts = queue, oom_on, 0
+
+    def predict(self, batch):
+        attempt, self.attempts = self.attempts, self.attempts + 1
+        if attempt in self.oom_on and len(batch["values"]) > 1:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (test): attempt {attempt}")
+        self.queue.queue()
+        return {"value": batch["values"] * 2}
+
+
+def queued_predictor(monkeypatch, handler: QueueingEcho, batch_size: int) -> Predictor:
+    monkeypatch.setattr("nightshard_worker.device.copy_done_event", lambda device: handler.queue.event())
+    return Predictor(handler, RuntimeSpec(batch_size=batch_size), torch.device("cpu"), WorkerMetrics(),
+                     StageClock(), threading.Event())
+
+
+def values_prepared(count: int) -> PreparedRows:
+    return PreparedRows(tensors={"values": torch.arange(count)}, good_rows=np.arange(count))
+
+
+def test_the_next_batch_is_queued_before_the_host_waits_for_the_previous_one(monkeypatch):
+    queue = RecordingQueue()
+
+    outputs = queued_predictor(monkeypatch, QueueingEcho(queue), batch_size=4).score(values_prepared(10), "test")
+
+    # Batches of 4, 4 and 2 rows: the device holds the next batch while the host reads the last.
+    assert queue.log == ["queue 0", "queue 1", "wait 0", "queue 2", "wait 1", "wait 2"]
+    assert outputs["value"].tolist() == [2 * value for value in range(10)]
+
+
+def test_out_of_memory_with_a_batch_in_flight_keeps_every_row_in_order(monkeypatch):
+    queue = RecordingQueue()
+    predictor = queued_predictor(monkeypatch, QueueingEcho(queue, oom_on=(1,)), batch_size=4)
+
+    outputs = predictor.score(values_prepared(12), "test")
+
+    # Rows 4-7 run out of memory while rows 0-3 are in flight: those are read back first, then
+    # 4-5 and 6-7 are scored one after the other, then 8-11 as usual.
+    assert queue.log == ["queue 0", "wait 0", "queue 1", "wait 1", "queue 2", "wait 2", "queue 3", "wait 3"]
+    assert outputs["value"].tolist() == [2 * value for value in range(12)]
+    assert predictor.oom_splits == 1

@@ -77,6 +77,15 @@ def utilization_ratio(device: torch.device) -> float | None:
         return None
 
 
+def copy_done_event(device: torch.device) -> torch.cuda.Event | None:
+    """An event recorded after the work queued so far on `device`; None where work is synchronous."""
+    if device.type != "cuda":
+        return None
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(device))
+    return event
+
+
 def release_cached_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
