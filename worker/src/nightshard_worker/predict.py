@@ -68,17 +68,20 @@ class Predictor:
                 # Out of memory is raised when the batch is queued: finish the one in flight, then
                 # halve this one, synchronously, until its parts fit.
                 if in_flight is not None:
-                    _scatter(collected, prepared.good_count, in_flight.row_indices, self._collect(in_flight))
+                    self._read_back(in_flight, collected, prepared.good_count)
                     in_flight = None
                 _scatter(collected, prepared.good_count, row_indices,
                          self._halve_after_oom(prepared, row_indices, where, error))
                 continue
             if in_flight is not None:
-                _scatter(collected, prepared.good_count, in_flight.row_indices, self._collect(in_flight))
+                self._read_back(in_flight, collected, prepared.good_count)
             in_flight = launched
         if in_flight is not None:
-            _scatter(collected, prepared.good_count, in_flight.row_indices, self._collect(in_flight))
+            self._read_back(in_flight, collected, prepared.good_count)
         return collected
+
+    def _read_back(self, in_flight: _InFlight, collected: dict[str, np.ndarray], good_count: int) -> None:
+        _scatter(collected, good_count, in_flight.row_indices, self._collect(in_flight))
 
     def _run_splitting_on_oom(self, prepared: PreparedRows, row_indices: np.ndarray,
                               where: str) -> dict[str, np.ndarray]:
