@@ -5,18 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def scaling_png(path: Path, shard_points: list[dict], thread_points: list[dict], device: str) -> None:
+def scaling_png(path: Path, shard_points: list[dict], thread_points: list[dict], machine: dict) -> None:
+    """`machine` is the run's record (bench.run): its date and hardware head the figure."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a build machine
     import matplotlib.pyplot as plt
 
-    figure, (by_size, by_threads) = plt.subplots(1, 2, figsize=(10, 4))
+    device = machine["device"]
+    figure, (by_size, by_threads) = plt.subplots(1, 2, figsize=(10, 4.4))
+    figure.suptitle(caption(machine), fontsize=9)
     sizes = [point["rows"] for point in shard_points]
     by_size.plot(sizes, [p["steady_rows_per_second"] for p in shard_points], "o-", label="steady (after model load)")
     by_size.plot(sizes, [p["end_to_end_rows_per_second"] for p in shard_points], "s--", label="end to end")
     by_size.set_xscale("log")
-    by_size.set_xlabel("shard rows (tabular)")
+    by_size.set_xlabel(f"shard rows (tabular, {machine['torch_threads']} torch threads)")
     by_size.set_ylabel("rows/s")
     by_size.set_title(f"worker, tabular, {device}")
     by_size.legend()
@@ -36,3 +39,10 @@ def scaling_png(path: Path, shard_points: list[dict], thread_points: list[dict],
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+def caption(machine: dict) -> str:
+    """When and where the points were measured, as the README's tables say it."""
+    where = machine["device"] if machine["device_name"] == machine["device"] else \
+        f"{machine['device']} ({machine['device_name']})"
+    return f"{machine['date'][:10]}, {where}, nproc {machine['nproc']}, torch {machine['torch']}, {machine['precision']}"

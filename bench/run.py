@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         _write_json(arguments.out / f"scaling-{device.type}.json", {"machine": machine, **scaling})
         from bench.plot import scaling_png
 
-        scaling_png(arguments.out / f"scaling-{device.type}.png", scaling["shard_size"], scaling["threads"],
-                    device.type)
+        scaling_png(arguments.out / f"scaling-{device.type}.png", scaling["shard_size"], scaling["threads"], machine)
     finally:
         if ray_state["started"]:
             variants.stop_ray()

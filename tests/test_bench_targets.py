@@ -57,3 +57,16 @@ def test_the_threads_sweep_runs_only_with_text_among_the_workloads(tmp_path, cap
     assert scaling == {"shard_size": [], "threads": []}
     assert not list(tmp_path.glob("text-*.parquet"))
     assert "threads sweep skipped: text is not among --workloads" in capsys.readouterr().out
+
+
+def test_scaling_plot_is_headed_by_the_date_and_the_machine(tmp_path) -> None:
+    from bench.plot import caption, scaling_png
+
+    machine = {"date": "2026-12-02T01:09:00+00:00", "device": "cuda", "device_name": "NVIDIA H200", "nproc": 16,
+               "torch": "2.13.0+cu128", "precision": "bf16", "torch_threads": 8}
+    assert caption(machine) == "2026-12-02, cuda (NVIDIA H200), nproc 16, torch 2.13.0+cu128, bf16"
+    assert caption({**machine, "device": "cpu", "device_name": "cpu"}).startswith("2026-12-02, cpu, nproc 16")
+    points = [{"rows": rows, "steady_rows_per_second": rows / 2, "end_to_end_rows_per_second": rows / 4}
+              for rows in (1000, 3000, 10000)]
+    scaling_png(tmp_path / "scaling.png", points, [{"threads": 1, "steady_rows_per_second": 5.0}], machine)
+    assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
