@@ -41,15 +41,12 @@ def score(document: dict, output: Path, device: str, precision: str, threads: in
     import pyarrow as pa
     import torch
 
+    from bench.model_calls import forward_on_host, load_handler
     from bench.workloads import ID_COLUMN
     from nightshard_worker import device as devices
-    from nightshard_worker.contract import ModelSpec
-    from nightshard_worker.handlers import handler_class
-    from nightshard_worker.predict import _to_numpy
 
     torch.set_num_threads(threads)
-    model = ModelSpec(**document["model"])
-    handler = handler_class(model.handler)(model, devices.resolve_device(device), precision)
+    handler = load_handler(document["model"], device, precision)
     loaded = time.perf_counter()
     frame = pd.read_parquet(document["path"])
     batch_size = document["batch_size"]
@@ -57,11 +54,9 @@ def score(document: dict, output: Path, device: str, precision: str, threads: in
     for start in range(0, len(frame), batch_size):
         batch_table = pa.Table.from_pandas(frame.iloc[start:start + batch_size], preserve_index=False)
         prepared = handler.preprocess(batch_table)  # padding to this batch's longest, file order
-        batch = devices.to_device(prepared.tensors, handler.device)
-        with devices.forward_context(handler.device, precision):
-            outputs = handler.predict(batch)
-        for name, value in outputs.items():
-            collected.setdefault(name, []).append(_to_numpy(value))
+        outputs = forward_on_host(handler, devices.to_device(prepared.tensors, handler.device), precision)
+        for name, values in outputs.items():
+            collected.setdefault(name, []).append(values)
     result = pd.DataFrame({ID_COLUMN: frame[ID_COLUMN].to_numpy()})
     for name, parts in collected.items():
         values = np.concatenate(parts)

@@ -13,26 +13,21 @@ class HandlerBatchScorer:
     def __init__(self, model: dict, device: str, precision: str, threads: int, load_report: str):
         import torch
 
-        from nightshard_worker import device as devices
-        from nightshard_worker.contract import ModelSpec
-        from nightshard_worker.handlers import handler_class
+        from bench.model_calls import load_handler
 
         torch.set_num_threads(threads)  # Ray sets OMP_NUM_THREADS=1 for a 1-CPU actor; match the others
         started = time.perf_counter()
-        spec = ModelSpec(**model)
-        self.handler = handler_class(spec.handler)(spec, devices.resolve_device(device), precision)
+        self.handler = load_handler(model, device, precision)
         self.precision = precision
         Path(load_report).write_text(json.dumps({"load_seconds": time.perf_counter() - started}))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        from bench.model_calls import forward_on_host
         from nightshard_worker import device as devices
-        from nightshard_worker.predict import _to_numpy
 
         prepared = self.handler.preprocess(batch)  # padding to this batch's longest, no sorting
-        tensors = devices.to_device(prepared.tensors, self.handler.device)
-        with devices.forward_context(self.handler.device, self.precision):
-            outputs = self.handler.predict(tensors)
-        host = {name: _to_numpy(value) for name, value in outputs.items()}
+        host = forward_on_host(self.handler, devices.to_device(prepared.tensors, self.handler.device),
+                               self.precision)
         arrays = self.handler.to_arrow(host)
         names = [output_field.name for output_field in self.handler.output_fields]
         return pa.Table.from_arrays([batch.column("id"), *arrays], names=["id", *names])

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.gpu import UtilizationSampler
+from bench.model_calls import forward_on_host, load_handler
 from bench.workloads import ID_COLUMN, Workload
 from nightshard_worker.contract import InputSlice, RuntimeSpec, ShardResult, ShardSpec
 
@@ -59,10 +59,7 @@ class VariantRun:
 
 
 def make_handler(workload: Workload, device: str, precision: str):
-    from nightshard_worker import device as devices
-    from nightshard_worker.handlers import handler_class
-
-    return handler_class(workload.model.handler)(workload.model, devices.resolve_device(device), precision)
+    return load_handler(workload.model, device, precision)
 
 
 # ---- ceiling ---------------------------------------------------------------------------------------
@@ -101,21 +98,13 @@ class Ceiling:
             for rows in plan_batches(prepared.good_count, runtime.batch_size, prepared.lengths, max_tokens):
                 self.batches.append(devices.to_device(self.handler.collate(prepared, rows), self.handler.device))
         for _ in range(CEILING_WARM_UP_PASSES):
-            self._forward(self.batches[0])
-
-    def _forward(self, batch: dict) -> None:
-        from nightshard_worker import device as devices
-        from nightshard_worker.predict import _to_numpy
-
-        with devices.forward_context(self.handler.device, self.precision):
-            outputs = self.handler.predict(batch)
-        {name: _to_numpy(value) for name, value in outputs.items()}  # waits for the device
+            forward_on_host(self.handler, self.batches[0], self.precision)
 
     def run(self) -> VariantRun:
         with UtilizationSampler(self.handler.device) as sampler:
             started = time.perf_counter()
             for batch in self.batches:
-                self._forward(batch)
+                forward_on_host(self.handler, batch, self.precision)  # waits for the device
             seconds = time.perf_counter() - started
         return VariantRun("ceiling", self.workload.rows, self.load_seconds, seconds, seconds,
                           gpu_busy_percent=sampler.busy_percent, details={"batches": len(self.batches)})
