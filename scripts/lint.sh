@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# ruff over the tree, mypy --strict over the contract, config and validation modules. Installs the
+# pinned linters into .venv on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stamp=".venv/.nightshard-lint-$(sha256sum requirements-lint.lock | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --no-deps -r requirements-lint.lock 2>&1 | grep -v '^WARNING: Location' || true
+  rm -f .venv/.nightshard-lint-*
+  touch "$stamp"
+fi
+.venv/bin/ruff check .
+.venv/bin/mypy --config-file mypy.ini \
+  worker/src/nightshard_worker/contract.py \
+  plugins/nightshard/config.py plugins/nightshard/config_schema.py plugins/nightshard/validation.py
