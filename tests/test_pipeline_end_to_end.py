@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import jsonschema
 import pytest
@@ -64,7 +65,25 @@ def assert_manifest_matches_files(partition):
     return manifest
 
 
-def test_tabular_pipeline_scores_every_row_once_and_publishes(risk_home):
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def assert_readable_by_others(home):
+    """Every published file has the mode any writer under umask 022 gives: 0644, not mkstemp's 0600."""
+    published = [p for p in (home / "predictions").rglob("*") if p.is_file() and "_staging" not in p.parts]
+    published += list((home / "outbox").glob("*.json"))
+    names = {p.name for p in published}
+    assert {"_manifest.json", "_SUCCESS", "cost_report.json", "run_report.html"} <= names, names
+    assert any(p.parent.name == "_quarantine" for p in published)
+    modes = {str(p.relative_to(home)): oct(p.stat().st_mode & 0o777) for p in published}
+    assert set(modes.values()) == {"0o644"}, modes
+
+
+def test_tabular_pipeline_scores_every_row_once_and_publishes(risk_home, umask_022):
     dag_run = run_pipeline("nightshard_tabular_risk", DS, shard_rows=2000)
     assert str(dag_run.state) == "success", task_states(dag_run)
     assert len(task_states(dag_run)["infer"]) == 3
@@ -89,6 +108,7 @@ def test_tabular_pipeline_scores_every_row_once_and_publishes(risk_home):
     [message] = outbox_messages(risk_home, "completion")
     jsonschema.validate(message, load_schema(COMPLETION_SCHEMA))
     assert message["manifest_uri"].endswith("_manifest.json") and message["rows"] == manifest["rows"]["output"]
+    assert_readable_by_others(risk_home)
 
 
 def test_rerun_of_the_same_date_is_idempotent(risk_home):
