@@ -11,6 +11,8 @@ import json
 import os
 
 import jsonschema
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from nightshard import demo
@@ -26,6 +28,7 @@ from pipeline_runs import (
 )
 
 DS = "2026-11-22"
+GIANT_ROW_ID = "sku-20261122-0000007"
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +42,12 @@ def risk_home(nightshard_home, airflow_db):
 
 @pytest.fixture
 def catalogue_home(nightshard_home, airflow_db):
-    demo.make_catalogue_partition(nightshard_home / "data", DS, rows=300, files=2, row_group_rows=50)
+    folder = demo.make_catalogue_partition(nightshard_home / "data", DS, rows=300, files=2, row_group_rows=50)
+    first = folder / "part-00000.parquet"
+    table = pq.read_table(first)
+    texts = table.column("description").to_pylist()
+    texts[7] = "catalogue " * 2000  # ~2000 tokens: cut at max_length 256
+    pq.write_table(table.set_column(1, "description", pa.array(texts)), first, row_group_size=50)
     return nightshard_home
 
 
@@ -143,3 +151,10 @@ def test_text_embedding_pipeline_with_minilm(catalogue_home):
     outputs, _ = assert_exactly_once(partition, expected, "item_id")
     manifest = assert_manifest_matches_files(partition)
     assert manifest["schema"]["embedding"].startswith("fixed_size_list")
+    # the one row longer than MiniLM's context is marked, and counted in the manifest and the report
+    marked = [row["item_id"] for output in outputs
+              for row in pq.read_table(output, columns=["item_id", "truncated"]).to_pylist() if row["truncated"]]
+    assert marked == [GIANT_ROW_ID] and manifest["rows"]["truncated"] == 1
+    report = (catalogue_home / "predictions" / "text_embeddings" / "_reports" / "model_version=minilm-l6-v2"
+              / f"ds={DS}" / "run_report.html").read_text()
+    assert "rows truncated to the model&#x27;s context<b>1</b>" in report

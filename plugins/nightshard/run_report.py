@@ -116,6 +116,7 @@ def render_run_report(
         ("rows in", f"{rows_in:,}"),
         ("rows scored", f"{sum(r['rows_out'] for r in results):,}"),
         ("rows quarantined", f"{sum(r['rows_quarantined'] for r in results):,}"),
+        *_truncated_fact(results),
         ("shards", str(len(results))),
         ("cost", f"{cost.get('total_cost', 0.0):.4f} {currency}"),
         ("per million rows", f"{cost.get('cost_per_million_rows', 0.0):.4f} {currency}"),
@@ -175,6 +176,11 @@ def _distribution_chart(validation: dict[str, Any], previous: dict[str, Any] | N
         previous_histogram["counts"] if comparable else None,
         current_label=f"ds={ds}", previous_label=_previous_label((previous or {}).get("ds", "?"), ds),
     )
+
+
+def _truncated_fact(results: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    counts = [r["rows_truncated"] for r in results if r.get("rows_truncated") is not None]
+    return [("rows truncated to the model's context", f"{sum(counts):,}")] if counts else []
 
 
 def _psi_text(validation: dict[str, Any], ds: str) -> str:

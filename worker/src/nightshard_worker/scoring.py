@@ -106,6 +106,8 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: 
     output_schema = output_files.output_schema(id_field, handler.output_fields)
     result.output_bytes, result.output_sha256 = output_files.merge_chunks(
         checkpoint.output_chunks(), output_schema, spec.output_path)
+    if handler.truncation_column:
+        result.rows_truncated = output_files.count_true(spec.output_path, handler.truncation_column)
     result.status = STATUS_SUCCEEDED
     checkpoint.remove()
 
