@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,53 @@ def test_readme_config_reference_is_current():
 
     text = README.read_text()
     assert text == with_reference(text), "run: PYTHONPATH=plugins python -m nightshard.readme_reference"
+
+
+CONFIG_SECTIONS = ("input", "model", "runtime", "sharding", "output", "validation", "backend", "cost", "notify")
+CONFIG_KEY = re.compile(r"(?<![\w/.])((?:%s)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)" % "|".join(CONFIG_SECTIONS))
+FILE_SUFFIXES = {"json", "pt", "tmp", "safetensors", "yaml", "parquet", "html", "png", "txt"}  # model.pt is a file
+
+
+def schema_has_key(schema: dict, dotted: str) -> bool:
+    node = schema
+    for part in dotted.split("."):
+        if node.get("type") == "object" and "properties" not in node:
+            return True  # an open mapping (model.options, backend.gke.env): any key is the user's
+        if part not in node.get("properties", {}):
+            return False
+        node = node["properties"][part]
+    return True
+
+
+def config_keys_named_in_docs() -> set[tuple[str, str]]:
+    """(key, where) for every `section.key` in backticks in the docs, and in string literals of the code
+    (f-string expressions left out: `{runtime.x}` is code, not a name shown to the user)."""
+    import glob
+    import io
+    import tokenize
+
+    repo = Path(__file__).resolve().parents[1]
+    named = set()
+    for doc in ["README.md", "worker/README.md", *glob.glob("docs/*.md", root_dir=repo),
+                *glob.glob("bench/*.md", root_dir=repo), "helm/nightshard/values.yaml"]:
+        text = (repo / doc).read_text()
+        spans = re.findall(r"`([^`\n]+)`", text) if doc.endswith(".md") else [text]
+        for span in spans:
+            named.update((key, doc) for key in CONFIG_KEY.findall(span))
+    for source in [*glob.glob("plugins/nightshard/**/*.py", root_dir=repo, recursive=True),
+                   *glob.glob("worker/src/nightshard_worker/**/*.py", root_dir=repo, recursive=True)]:
+        tokens = tokenize.generate_tokens(io.StringIO((repo / source).read_text()).readline)
+        for token in tokens:
+            if token.type == tokenize.STRING:
+                literal = re.sub(r"\{[^{}]*\}", "", token.string)
+                named.update((key, source) for key in CONFIG_KEY.findall(literal))
+    return {(key, where) for key, where in named if not FILE_SUFFIXES & set(key.split(".")[1:])}
+
+
+def test_every_config_key_the_docs_and_messages_name_exists_in_the_schema():
+    from nightshard.config import pipeline_schema
+
+    named = config_keys_named_in_docs()
+    assert ("validation.max_bad_row_fraction_per_shard", "worker/src/nightshard_worker/scoring.py") in named
+    unknown = sorted((key, where) for key, where in named if not schema_has_key(pipeline_schema(), key))
+    assert unknown == [], "these keys are not in the config schema (see README's config reference)"

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import jsonschema
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from nightshard import demo
@@ -25,6 +28,7 @@ from pipeline_runs import (
 )
 
 DS = "2026-11-22"
+GIANT_ROW_ID = "sku-20261122-0000007"
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +42,12 @@ def risk_home(nightshard_home, airflow_db):
 
 @pytest.fixture
 def catalogue_home(nightshard_home, airflow_db):
-    demo.make_catalogue_partition(nightshard_home / "data", DS, rows=300, files=2, row_group_rows=50)
+    folder = demo.make_catalogue_partition(nightshard_home / "data", DS, rows=300, files=2, row_group_rows=50)
+    first = folder / "part-00000.parquet"
+    table = pq.read_table(first)
+    texts = table.column("description").to_pylist()
+    texts[7] = "catalogue " * 2000  # ~2000 tokens: cut at max_length 256
+    pq.write_table(table.set_column(1, "description", pa.array(texts)), first, row_group_size=50)
     return nightshard_home
 
 
@@ -64,7 +73,25 @@ def assert_manifest_matches_files(partition):
     return manifest
 
 
-def test_tabular_pipeline_scores_every_row_once_and_publishes(risk_home):
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def assert_readable_by_others(home):
+    """Every published file has the mode any writer under umask 022 gives: 0644, not mkstemp's 0600."""
+    published = [p for p in (home / "predictions").rglob("*") if p.is_file() and "_staging" not in p.parts]
+    published += list((home / "outbox").glob("*.json"))
+    names = {p.name for p in published}
+    assert {"_manifest.json", "_SUCCESS", "cost_report.json", "run_report.html"} <= names, names
+    assert any(p.parent.name == "_quarantine" for p in published)
+    modes = {str(p.relative_to(home)): oct(p.stat().st_mode & 0o777) for p in published}
+    assert set(modes.values()) == {"0o644"}, modes
+
+
+def test_tabular_pipeline_scores_every_row_once_and_publishes(risk_home, umask_022):
     dag_run = run_pipeline("nightshard_tabular_risk", DS, shard_rows=2000)
     assert str(dag_run.state) == "success", task_states(dag_run)
     assert len(task_states(dag_run)["infer"]) == 3
@@ -89,6 +116,7 @@ def test_tabular_pipeline_scores_every_row_once_and_publishes(risk_home):
     [message] = outbox_messages(risk_home, "completion")
     jsonschema.validate(message, load_schema(COMPLETION_SCHEMA))
     assert message["manifest_uri"].endswith("_manifest.json") and message["rows"] == manifest["rows"]["output"]
+    assert_readable_by_others(risk_home)
 
 
 def test_rerun_of_the_same_date_is_idempotent(risk_home):
@@ -123,3 +151,10 @@ def test_text_embedding_pipeline_with_minilm(catalogue_home):
     outputs, _ = assert_exactly_once(partition, expected, "item_id")
     manifest = assert_manifest_matches_files(partition)
     assert manifest["schema"]["embedding"].startswith("fixed_size_list")
+    # the one row longer than MiniLM's context is marked, and counted in the manifest and the report
+    marked = [row["item_id"] for output in outputs
+              for row in pq.read_table(output, columns=["item_id", "truncated"]).to_pylist() if row["truncated"]]
+    assert marked == [GIANT_ROW_ID] and manifest["rows"]["truncated"] == 1
+    report = (catalogue_home / "predictions" / "text_embeddings" / "_reports" / "model_version=minilm-l6-v2"
+              / f"ds={DS}" / "run_report.html").read_text()
+    assert "rows truncated to the model&#x27;s context<b>1</b>" in report

@@ -208,6 +208,15 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "default": 10,
                         "description": "Seconds between progress lines in the task log.",
                     },
+                    "metrics_port": {
+                        "type": ["integer", "null"],
+                        "minimum": 0,
+                        "maximum": 65535,
+                        "default": None,
+                        "description": "Port the worker serves Prometheus metrics on while it runs (0: any free port); "
+                                       "null serves none. On GKE, the chart's worker.networkPolicy.metricsPort "
+                                       "lets the scraper in.",
+                    },
                     "pushgateway_url": {
                         "type": ["string", "null"],
                         "default": None,

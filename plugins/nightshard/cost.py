@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nightshard.failures import PermanentError
+
 SHIPPED_PRICES = Path(__file__).with_name("prices.json")
 
 
-class PriceError(ValueError):
+class PriceError(PermanentError):
     """The price table has no entry for an accelerator or provisioning mode."""
 
 

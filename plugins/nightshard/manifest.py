@@ -59,6 +59,7 @@ def build_manifest(
             "input": plan["input_rows"],
             "output": sum(f["rows"] for f in files),
             "quarantined": sum(f["rows"] for f in quarantine_files),
+            **_truncated_rows(results),
         },
         "files": files,
         "quarantine_files": quarantine_files,
@@ -77,6 +78,12 @@ def build_manifest(
         "code_version": code_version(),
         "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _truncated_rows(results: list[dict[str, Any]]) -> dict[str, int]:
+    """{"truncated": n} when the handler marks rows it cut to the model's context; {} when it never cuts."""
+    counts = [r["rows_truncated"] for r in results if r.get("rows_truncated") is not None]
+    return {"truncated": sum(counts)} if counts else {}
 
 
 def _sum_stages(results: list[dict[str, Any]]) -> dict[str, float]:

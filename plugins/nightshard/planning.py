@@ -18,9 +18,10 @@ from nightshard_worker.contract import InputSlice
 from nightshard_worker.input_requirements import arrow_type_matches_kind
 
 from nightshard import storage
+from nightshard.failures import PermanentError
 
 
-class PlanError(ValueError):
+class PlanError(PermanentError):
     """The partition cannot be planned: the message says what, where and what to do."""
 
 
@@ -53,20 +54,23 @@ def data_files(partition_uri: str) -> list[str]:
 
 
 def read_footers(partition_uri: str) -> list[FileFooter]:
-    import pyarrow.parquet as pq  # imported here: DAG parsing must stay free of pyarrow
+    import pyarrow as pa  # imported here: DAG parsing must stay free of pyarrow
+    import pyarrow.parquet as pq
 
     footers = []
     for uri in data_files(partition_uri):
         fs, path = storage.filesystem(uri)
-        try:
-            with fs.open(path, "rb") as handle:
+        # Opening can fail for a passing reason (network, permissions being fixed): that stays retryable.
+        # A file that opens but is not Parquet fails the same way every time.
+        with fs.open(path, "rb") as handle:
+            try:
                 metadata = pq.ParquetFile(handle).metadata
                 schema = metadata.schema.to_arrow_schema()
-        except Exception as error:  # pyarrow raises several types for a damaged file
-            raise PlanError(
-                f"{uri}: cannot read the Parquet footer ({error}). The file is truncated or not "
-                "Parquet: ask the upstream job to rewrite the partition, then re-run"
-            ) from None
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:  # damaged or not Parquet
+                raise PlanError(
+                    f"{uri}: cannot read the Parquet footer ({error}). The file is truncated or not "
+                    "Parquet: ask the upstream job to rewrite the partition, then re-run"
+                ) from None
         footers.append(
             FileFooter(
                 path=uri,

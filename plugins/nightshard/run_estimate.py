@@ -52,8 +52,10 @@ def estimate_run(
 def render_estimate(estimate: dict[str, Any] | None, *, shards: int, currency: str = "USD") -> str:
     if estimate is None:
         return f"estimate: {shards} shards; no estimate: first run (no earlier published run of this model version)"
+    source = (f"the previous run of this date (ds={estimate['rerun_of']})" if estimate.get("rerun_of")
+              else f"{estimate['runs_used']} earlier run(s)")
     return (
-        f"estimate from {estimate['runs_used']} earlier run(s) at {estimate['rows_per_second_per_worker']:.0f} "
+        f"estimate from {source} at {estimate['rows_per_second_per_worker']:.0f} "
         f"rows/s per worker: {estimate['shards']} shards, {estimate['rows']} rows, ETA "
         f"{_duration(estimate['eta_parallel_seconds'])} with every shard at once, "
         f"{_duration(estimate['eta_serial_seconds'])} one at a time; about {estimate['cost']:.4f} {currency} "
@@ -63,7 +65,8 @@ def render_estimate(estimate: dict[str, Any] | None, *, shards: int, currency: s
 
 def throughput_history(config: PipelineConfig, model_version: str, ds: str, *, limit: int = HISTORY_RUNS
                        ) -> list[dict[str, float]]:
-    """rows and worker_seconds of the latest published runs of this version, other dates than `ds`."""
+    """rows and worker_seconds of the latest published runs of this version on other dates than `ds`; when
+    there are none, of `ds`'s own published run (a rerun)."""
     table = layout.output_table(config, model_version)
     fs, path = storage.filesystem(table)
     if not fs.exists(path):
@@ -75,7 +78,10 @@ def throughput_history(config: PipelineConfig, model_version: str, ds: str, *, l
         reverse=True,
     )
     history = []
-    for other in (d for d in dates if d != ds):
+    # Other dates first; a rerun whose date is the only one published learns from that date's run.
+    for other in [*(d for d in dates if d != ds), *(d for d in dates if d == ds)]:
+        if other == ds and history:
+            break
         partition = layout.output_partition(config, model_version, other)
         if not storage.exists(storage.join(partition, layout.SUCCESS_MARKER)):
             continue
@@ -105,8 +111,11 @@ def log_estimate(config: PipelineConfig, model_version: str, ds: str, shard_rows
         return None
     try:
         price, accelerators, currency = pricing_for(config)
-        estimate = estimate_run(throughput_history(config, model_version, ds), shard_rows=shard_rows,
+        history = throughput_history(config, model_version, ds)
+        estimate = estimate_run(history, shard_rows=shard_rows,
                                 price_per_accelerator_hour=price, accelerators_per_shard=accelerators)
+        if estimate and [run["ds"] for run in history] == [ds]:
+            estimate["rerun_of"] = ds
     except Exception as error:  # noqa: BLE001 - the estimate is advice; planning goes on without it
         log.warning("no estimate: %s", error)
         return None

@@ -16,11 +16,12 @@ from airflow.sdk import Param
 
 from nightshard.config import PipelineConfig
 from nightshard.config_schema import DATE, MODEL_VERSION
+from nightshard.failures import PermanentError
 
 REPROCESS_MODES = ("missing", "all")
 
 
-class RunParameterError(ValueError):
+class RunParameterError(PermanentError):
     """A param that must not reach a path or a command line."""
 
 

@@ -116,11 +116,12 @@ def render_run_report(
         ("rows in", f"{rows_in:,}"),
         ("rows scored", f"{sum(r['rows_out'] for r in results):,}"),
         ("rows quarantined", f"{sum(r['rows_quarantined'] for r in results):,}"),
+        *_truncated_fact(results),
         ("shards", str(len(results))),
         ("cost", f"{cost.get('total_cost', 0.0):.4f} {currency}"),
         ("per million rows", f"{cost.get('cost_per_million_rows', 0.0):.4f} {currency}"),
         (f"{cost.get('accelerator', 'accelerator')}-hours", f"{cost.get('accelerator_hours', 0.0):.4f}"),
-        ("drift PSI", _psi_text(validation)),
+        ("drift PSI", _psi_text(validation, plan["ds"])),
     ]
     values = {
         "pipeline": escape(plan["pipeline"]),
@@ -151,7 +152,10 @@ def write_run_report(config: Any, plan: dict[str, Any], results: list[dict[str, 
     from nightshard import layout, storage
     from nightshard.steps.validate import previous_published_manifest
 
-    previous = previous_published_manifest(config, plan["model_version"], plan["ds"])
+    if validation.get("previous_histogram") is not None:
+        previous = {"ds": validation["previous_ds"], "histogram": validation["previous_histogram"]}
+    else:  # published now: this date's partition is this run's own
+        previous = previous_published_manifest(config, plan["model_version"], plan["ds"], same_date=False)
     page = render_run_report(plan=plan, results=results, validation=validation, cost=cost,
                              published=published, previous_manifest=previous)
     uri = storage.join(layout.reports_folder(config, plan["model_version"], plan["ds"]), REPORT_FILE)
@@ -161,7 +165,7 @@ def write_run_report(config: Any, plan: dict[str, Any], results: list[dict[str, 
 
 def _distribution_chart(validation: dict[str, Any], previous: dict[str, Any] | None, ds: str) -> str:
     histogram = validation.get("histogram")
-    title = f"Predictions against the previous run, PSI {_psi_text(validation)}"
+    title = f"Predictions against the previous run, PSI {_psi_text(validation, ds)}"
     if not histogram:
         return report_charts.horizontal_bars("prediction_distribution",
                                              "Predictions: the handler reports no histogram", [], unit="")
@@ -170,15 +174,24 @@ def _distribution_chart(validation: dict[str, Any], previous: dict[str, Any] | N
     return report_charts.histogram_overlay(
         "prediction_distribution", title, histogram["edges"], histogram["counts"],
         previous_histogram["counts"] if comparable else None,
-        current_label=f"ds={ds}", previous_label=f"ds={(previous or {}).get('ds', '?')}",
+        current_label=f"ds={ds}", previous_label=_previous_label((previous or {}).get("ds", "?"), ds),
     )
 
 
-def _psi_text(validation: dict[str, Any]) -> str:
+def _truncated_fact(results: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    counts = [r["rows_truncated"] for r in results if r.get("rows_truncated") is not None]
+    return [("rows truncated to the model's context", f"{sum(counts):,}")] if counts else []
+
+
+def _psi_text(validation: dict[str, Any], ds: str) -> str:
     psi = validation.get("drift_psi")
     if psi is None:
         return "n/a (no earlier run)"
-    return f"{psi:.4f} vs ds={validation.get('previous_ds')}"
+    return f"{psi:.4f} vs {_previous_label(validation.get('previous_ds'), ds)}"
+
+
+def _previous_label(previous_ds: Any, ds: Any) -> str:
+    return "the previous run of this date" if previous_ds == ds else f"ds={previous_ds}"
 
 
 def _shard_table(results: list[dict[str, Any]], cost: dict[str, Any], slow: set[str], queue: list[float]) -> str:

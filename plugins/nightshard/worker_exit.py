@@ -33,6 +33,15 @@ _EXPLANATIONS = {
 }
 
 
+# The same spec on the same input exits the same way again: retrying only delays the alert.
+PERMANENT_EXIT_CODES = frozenset({EXIT_BAD_SPEC, EXIT_TOO_MANY_BAD_ROWS})
+
+
+def retry_can_help(code: int) -> bool:
+    """False for exits a retry reproduces (input does not fit, too many bad rows); crashes and kills retry."""
+    return code not in PERMANENT_EXIT_CODES
+
+
 def explain_exit(code: int) -> tuple[str, str]:
     """(cause, next step) for a worker exit code; signals show as negative codes."""
     if code in _EXPLANATIONS:

@@ -88,7 +88,7 @@ def test_shard_with_too_many_bad_rows_names_shard_cause_and_next_step(
     assert "Next step: open the quarantine file" in log
 
     failed_shards = {line.split("shard ", 1)[1].split(" ", 1)[0] for line in log.splitlines()
-                     if "ShardFailed: shard " in line}
+                     if "ShardRejected: shard " in line}
     assert len(failed_shards) == 2
     alerts = [a for a in outbox_messages(nightshard_home, "alert") if a["task"] == "infer"]
     assert sorted(a["shard"] for a in alerts) == sorted(failed_shards)  # one alert file per shard

@@ -74,3 +74,31 @@ def test_history_reads_published_runs_of_the_same_version_newest_first(nightshar
     history = throughput_history(config, "v1", "2026-11-22")
     assert [(run["ds"], run["rows"]) for run in history] == [("2026-11-21", 3000), ("2026-11-19", 1000)]
     assert throughput_history(config, "v9", "2026-11-22") == []
+
+
+def test_rerun_of_the_only_published_date_learns_from_its_previous_run(nightshard_home, caplog):
+    import logging
+
+    from nightshard.run_estimate import log_estimate
+    from nightshard.steps.validate import previous_published_manifest, previous_run_label
+    from nightshard.validation import drift_check
+
+    config = load_pipeline_config(REPO_PIPELINES / "tabular_risk.yaml")
+    publish_fake_manifest(nightshard_home, "2026-11-22", 3600, 36)
+    with caplog.at_level(logging.INFO, logger="nightshard.run_estimate"):
+        estimate = log_estimate(config, "v1", "2026-11-22", [1800, 1800])
+    assert estimate["rows_per_second_per_worker"] == pytest.approx(100)
+    assert "estimate from the previous run of this date (ds=2026-11-22)" in caplog.text
+    assert "no earlier published run" not in caplog.text
+
+    manifest = previous_published_manifest(config, "v1", "2026-11-22")
+    assert manifest["ds"] == "2026-11-22"
+    histogram = {"edges": [0.0, 0.5, 1.0], "counts": [10, 10]}
+    check, psi = drift_check(histogram, histogram, previous_label=previous_run_label(manifest, "2026-11-22"),
+                             warn_above=0.1, fail_above=None)
+    assert psi == 0 and "vs the previous run of this date (ds=2026-11-22)" in check.detail
+    # an earlier date, when there is one, stays the reference; the report after publish skips its own date
+    publish_fake_manifest(nightshard_home, "2026-11-20", 1000, 10)
+    assert previous_published_manifest(config, "v1", "2026-11-22")["ds"] == "2026-11-20"
+    assert [run["ds"] for run in throughput_history(config, "v1", "2026-11-22")] == ["2026-11-20"]
+    assert previous_published_manifest(config, "v1", "2026-11-20", same_date=False) is None

@@ -113,3 +113,24 @@ def test_headless_chromium_renders_every_plot(tmp_path):
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
     if os.environ.get("NIGHTSHARD_UPDATE_DOCS") == "1":
         shutil.copyfile(screenshot, DOCS_SCREENSHOT)
+
+
+def test_rows_cut_to_the_models_context_are_counted_in_the_page_and_the_manifest():
+    from nightshard.manifest import build_manifest
+
+    results = straggling_run()
+    for index, result in enumerate(results):
+        result["rows_truncated"] = index  # 0+1+2+3+4
+    plan = {**plan_for(results), "input_partition": "/in/ds=2026-11-22", "input_files": []}
+    page = render_run_report(plan=plan, results=results, validation={"checks": [], "histogram": None},
+                             cost=cost_for(results), published={}, previous_manifest=None)
+    assert re.search(r"rows truncated to the model&#x27;s context<b>10</b>", page), page
+    manifest = build_manifest(plan=plan, results=results, validation={}, model={}, files=[], quarantine_files=[],
+                              cost={})
+    assert manifest["rows"]["truncated"] == 10
+    for result in results:  # a handler that never cuts (tabular): no count, not a zero
+        result["rows_truncated"] = None
+    assert "truncated" not in build_manifest(plan=plan, results=results, validation={}, model={}, files=[],
+                                             quarantine_files=[], cost={})["rows"]
+    assert "truncated" not in render_run_report(plan=plan, results=results, validation={"checks": []},
+                                                cost=cost_for(results), published={}, previous_manifest=None)

@@ -39,6 +39,7 @@ def test_text_embeddings_are_unit_length_ordered_and_skip_blank_text(tmp_path):
     assert quarantine.column("reason").to_pylist() == ["text is null", "text is empty or whitespace"]
     result = read_result(spec)
     assert (result.rows_out, result.rows_quarantined) == (118, 2) and sum(result.histogram.counts) == 118
+    assert result.rows_truncated == 0 and not any(output.column("truncated").to_pylist())
 
 
 IMAGES = [png_bytes((220, 30, 30)), png_bytes((30, 200, 40)), png_bytes((20, 40, 210)),
@@ -119,5 +120,6 @@ def test_a_one_megabyte_text_row_is_truncated_not_fatal(tmp_path):
     assert completed.returncode == EXIT_OK, completed.stdout
     output = pq.read_table(spec.output_path)
     assert output.column("id").to_pylist() == ["giant", "small"]
+    assert output.column("truncated").to_pylist() == [True, False]  # the cut row says so
     result = read_result(spec)
-    assert (result.rows_out, result.rows_quarantined) == (2, 0)
+    assert (result.rows_out, result.rows_quarantined, result.rows_truncated) == (2, 0, 1)

@@ -55,11 +55,11 @@ def test_embeddings_are_plain_and_quarantine_reasons_use_dictionaries(tmp_path: 
     rows, width = 200, TextEmbeddingHandler.output_fields[0].type.list_size
     schema = output_files.output_schema(ID, TextEmbeddingHandler.output_fields)
     values = pa.array(np.random.default_rng(1).random(rows * width, dtype=np.float32))
-    embeddings = pa.table({"id": np.arange(rows), "embedding": pa.FixedSizeListArray.from_arrays(values, width)},
-                          schema=schema)
+    embeddings = pa.table({"id": np.arange(rows), "embedding": pa.FixedSizeListArray.from_arrays(values, width),
+                           "truncated": np.arange(rows) % 7 == 0}, schema=schema)
     (tmp_path / "out").mkdir()
     output_files.merge_chunks(write_chunks(tmp_path / "out", embeddings, 2), schema, str(tmp_path / "part.parquet"))
-    assert dictionary_encoded(tmp_path / "part.parquet") == {"id": False, "embedding": False}
+    assert dictionary_encoded(tmp_path / "part.parquet") == {"id": False, "embedding": False, "truncated": False}
 
     schema = output_files.quarantine_schema(ID)
     quarantine = pa.table({"id": np.arange(rows), "reason": ["text is null"] * rows,

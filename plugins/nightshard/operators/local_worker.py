@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from nightshard import storage
-from nightshard.worker_exit import explain_exit
+from nightshard.worker_exit import explain_exit, retry_can_help
 
 # Matches the worker's own SIGTERM bound (it commits and exits within 30 s) with room to spare.
 WORKER_STOP_GRACE_SECONDS = 45
@@ -21,6 +21,10 @@ WORKER_STOP_GRACE_SECONDS = 45
 
 class ShardFailed(AirflowException):
     """A shard's worker failed; the message carries shard, cause and next step."""
+
+
+class ShardRejected(ShardFailed, AirflowFailException):
+    """A shard failed in a way a retry reproduces (its input does not fit, too many bad rows): no retry."""
 
 
 def worker_command(spec_uri: str) -> list[str]:
@@ -68,7 +72,8 @@ class LocalWorkerOperator(BaseOperator):
             self._stop_worker()
         if code != 0:
             cause, next_step = explain_exit(code)
-            raise ShardFailed(
+            failure = ShardFailed if retry_can_help(code) else ShardRejected
+            raise failure(
                 f"shard {shard} failed: {cause} (exit {code}). Next step: {next_step}. "
                 f"Spec: {ticket['spec_uri']}"
             )

@@ -41,7 +41,7 @@ def validate_run(config: PipelineConfig, plan: dict[str, Any], results: list[dic
     drift, psi = drift_check(
         histogram,
         previous["histogram"] if previous else None,
-        previous_label=f"ds={previous['ds']}" if previous else "",
+        previous_label=previous_run_label(previous, plan["ds"]),
         warn_above=settings["drift_psi_warn"],
         fail_above=settings["drift_psi_fail"],
     )
@@ -60,6 +60,8 @@ def validate_run(config: PipelineConfig, plan: dict[str, Any], results: list[dic
         "histogram": histogram,
         "drift_psi": psi,
         "previous_ds": previous["ds"] if previous else None,
+        # publish replaces a rerun's previous partition; the run report still compares with it
+        "previous_histogram": previous.get("histogram") if previous else None,
     }
 
 
@@ -86,8 +88,10 @@ def read_output_footer(uri: str) -> OutputFooter:
     )
 
 
-def previous_published_manifest(config: PipelineConfig, model_version: str, ds: str) -> dict[str, Any] | None:
-    """The manifest of the latest published date before `ds` for the same model version."""
+def previous_published_manifest(config: PipelineConfig, model_version: str, ds: str, *, same_date: bool = True
+                                ) -> dict[str, Any] | None:
+    """The manifest of the latest published date before `ds` for the same model version; for a rerun with
+    none before it, `ds`'s own published run (the one this run will replace)."""
     table = layout.output_table(config, model_version)
     fs, path = storage.filesystem(table)
     if not fs.exists(path):
@@ -97,11 +101,19 @@ def previous_published_manifest(config: PipelineConfig, model_version: str, ds: 
         for entry in fs.ls(path, detail=True)
         if entry["type"] == "directory" and posixpath.basename(entry["name"]).startswith("ds=")
     )
-    for earlier in reversed([d for d in dates if d < ds]):
+    for earlier in [*reversed([d for d in dates if d < ds]), *(d for d in dates if d == ds and same_date)]:
         partition = layout.output_partition(config, model_version, earlier)
         if storage.exists(storage.join(partition, layout.SUCCESS_MARKER)):
             return storage.read_json(storage.join(partition, layout.MANIFEST_FILE))
     return None
+
+
+def previous_run_label(previous: dict[str, Any] | None, ds: str) -> str:
+    if previous is None:
+        return ""
+    if previous["ds"] == ds:
+        return f"the previous run of this date (ds={ds})"
+    return f"ds={previous['ds']}"
 
 
 def _as_dict(check: Check) -> dict[str, Any]:

@@ -165,6 +165,7 @@ class ShardResult:
     peak_rss_bytes: int = 0
     peak_device_memory_bytes: int = 0
     resumed_from_rows: int = 0  # rows already committed by an earlier attempt
+    rows_truncated: int | None = None  # output rows the model saw only in part; None: the handler never cuts
     attempts: int = 1
     histogram: PredictionHistogram | None = None
     error: str = ""

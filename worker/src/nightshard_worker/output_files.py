@@ -56,3 +56,12 @@ def merge_chunks(chunk_uris: list[str], schema: pa.Schema, destination: str) -> 
         size = os.path.getsize(local_path)
         digest = storage.sha256_of_local_file(local_path)
     return size, digest
+
+
+def count_true(uri: str, column: str) -> int:
+    """True values of one boolean column of a published file (reads that column only)."""
+    import pyarrow.compute as pc
+
+    with storage.open_read(uri) as handle:
+        values = pq.read_table(handle, columns=[column]).column(column)
+    return int(pc.sum(values).as_py() or 0)

@@ -100,12 +100,14 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: 
     if bad_fraction > runtime.max_bad_row_fraction:
         raise TooManyBadRowsError(
             f"{progress.rows_quarantined} of {progress.rows_done} rows quarantined ({bad_fraction:.1%}), above "
-            f"runtime.max_bad_row_fraction {runtime.max_bad_row_fraction:.1%}; the output was not published. "
+            f"validation.max_bad_row_fraction_per_shard {runtime.max_bad_row_fraction:.1%}; the output was not published. "
             f"Inspect the reasons in {spec.quarantine_path}"
         )
     output_schema = output_files.output_schema(id_field, handler.output_fields)
     result.output_bytes, result.output_sha256 = output_files.merge_chunks(
         checkpoint.output_chunks(), output_schema, spec.output_path)
+    if handler.truncation_column:
+        result.rows_truncated = output_files.count_true(spec.output_path, handler.truncation_column)
     result.status = STATUS_SUCCEEDED
     checkpoint.remove()
 

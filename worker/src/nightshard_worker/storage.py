@@ -19,6 +19,25 @@ from fsspec.implementations.local import LocalFileSystem
 HASH_BLOCK_BYTES = 1 << 20  # streaming sha256 in 1 MiB reads keeps memory flat on big outputs
 
 
+def _read_umask() -> int:
+    """The process umask, read without changing it where Linux allows (threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def published_mode() -> int:
+    """The mode any other writer would give a new file: 0o666 less the umask (mkstemp's is 0o600)."""
+    return 0o666 & ~_read_umask()
+
+
 def resolve(uri: str) -> tuple[Any, str]:
     """The filesystem and the path inside it for a local path or a URI."""
     if "://" in uri and not uri.startswith("file://"):
@@ -107,7 +126,12 @@ def staged_file(uri: str) -> Iterator[str]:
         descriptor, temp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
     else:
         descriptor, temp_path = tempfile.mkstemp(prefix="nightshard-staged-")
-    os.close(descriptor)
+    try:
+        # Readers on a shared filesystem (another user, a downstream job) must see what others
+        # would write; the rename keeps the temp file's mode.
+        os.fchmod(descriptor, published_mode())
+    finally:
+        os.close(descriptor)
     try:
         yield temp_path
         if local:

@@ -60,6 +60,9 @@ class ModelHandler:
     # fuller batches and fewer commits; it also multiplies the memory of every queued step, so a
     # handler with big prepared rows (decoded images) keeps it at 1.
     step_batches: int = 1
+    # A boolean output column that marks rows the model saw only in part (text cut at its context);
+    # the shard result counts its true values. None: the handler never cuts.
+    truncation_column: str | None = None
 
     def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
         self.model_spec = model_spec
