@@ -95,11 +95,6 @@ class ShardPodOperator(KubernetesPodOperator):
                 ticket["result_uri"],
             )
             return read_shard_result(ticket["result_uri"])
-        if self.settings.pods_per_shard > 1:
-            raise ShardFailed(
-                f"backend.gke.pods_per_shard={self.settings.pods_per_shard}: ShardPodOperator launches one "
-                "pod per shard, and a Kueue pod group would wait for pods that never come. Set it to 1."
-            )
         priority = priority_for_run_type(context["dag_run"].run_type)
         self.full_pod_spec = build_worker_pod(
             self.settings,
