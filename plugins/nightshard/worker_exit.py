@@ -33,6 +33,19 @@ _EXPLANATIONS = {
 }
 
 
+PREEMPTED_MESSAGE = "preempted by Kueue; the retry resumes from the last checkpoint"
+
+
+def is_deterministic_failure(code: int | None) -> bool:
+    """Exit 2 (bad spec) and 3 (too many bad rows) fail the same way on every retry: fail at once."""
+    return code in (EXIT_BAD_SPEC, EXIT_TOO_MANY_BAD_ROWS)
+
+
+def is_preemption(code: int | None) -> bool:
+    """Exit 75: SIGTERM honoured after committing; retried without using up the retry budget."""
+    return code == EXIT_PREEMPTED
+
+
 def explain_exit(code: int) -> tuple[str, str]:
     """(cause, next step) for a worker exit code; signals show as negative codes."""
     if code in _EXPLANATIONS:

@@ -18,6 +18,9 @@ CONTAINER_NAME = "base"  # the KubernetesPodOperator reads logs and exit state o
 WORKER_UID = 10001  # the worker image's non-root user; must match the image's USER
 SCRATCH_MOUNT = "/scratch"
 SCRATCH_VOLUME = "scratch"
+# The last lines of the log become the termination message, shown by `kubectl describe`; the
+# operator passes the same value, or build_pod_request_obj would put its default ("File") back.
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 
 # Labels every worker pod carries; the cleanup DAG and on-call select on them.
 APP_LABEL = ("app.kubernetes.io/name", "nightshard-worker")
@@ -51,6 +54,7 @@ def build_worker_pod(
     model_version: str,
     priority: str,
     try_number: int = 1,
+    preemption: int = 0,
 ) -> k8s.V1Pod:
     """The pod that runs `nightshard-worker run --spec <spec_uri>` for one shard ticket."""
     priority_class = settings.priority_class(priority)  # raises on an unknown priority
@@ -61,6 +65,7 @@ def build_worker_pod(
         shard_id=shard_id,
         shard_index=int(ticket["shard_index"]),
         try_number=try_number,
+        preemption=preemption,
     )
     labels = {
         APP_LABEL[0]: APP_LABEL[1],
@@ -138,8 +143,7 @@ def worker_container(settings: GkeSettings, ticket: Mapping[str, Any]) -> k8s.V1
         env=env,
         volume_mounts=[k8s.V1VolumeMount(name=SCRATCH_VOLUME, mount_path=SCRATCH_MOUNT)],
         security_context=container_security_context(),
-        # The last lines of the log become the termination message, shown by `kubectl describe`.
-        termination_message_policy="FallbackToLogsOnError",
+        termination_message_policy=TERMINATION_MESSAGE_POLICY,
     )
 
 
