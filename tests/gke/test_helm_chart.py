@@ -311,10 +311,26 @@ def test_notes_tell_what_was_installed_the_next_command_and_the_kueue_pod_integr
     assert "WITHOUT a Workload Identity binding" in notes
     assert "kubectl get clusterqueue nightshard" in notes
     assert "frameworks:" in notes and '- "pod"' in notes
+    assert "managedJobsNamespaceSelector:" in notes and "podOptions" not in notes  # deprecated since v0.11
+    assert "waitForPodsReady:" in notes
     assert "local_queue: nightshard" in notes
+
+
+def test_the_documented_kueue_config_uses_current_keys_and_releases_quota_of_pods_that_never_start():
+    text = (CHART.parents[1] / "docs" / "gke.md").read_text()
+    block = text.split("<!-- kueue-manager-config -->")[1].split("<!-- /kueue-manager-config -->")[0]
+    config = yaml.safe_load(block.split("```yaml")[1].split("```")[0])
+    assert "pod" in config["integrations"]["frameworks"]
+    assert "podOptions" not in config["integrations"]
+    assert config["managedJobsNamespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "kueue-system"]
+    assert config["waitForPodsReady"]["enable"] is True and config["waitForPodsReady"]["timeout"]
+    assert "--no-enable-autorepair" in text.split("h100-dws")[1].split("```")[0]  # the queued pool
+    assert "--flex-start --enable-autoscaling" in text  # a plain flex-start pool
+    assert "kubectl label namespace nightshard nightshard.io/enabled=true" in text
 
 
 def test_notes_name_the_dws_objects_and_the_google_service_account_when_enabled(helm, tmp_path):
     notes = render_notes(helm, tmp_path, "--values", str(FULL_VALUES))
     assert "DWS queued provisioning" in notes
+    assert "kubectl label namespace nightshard-staging nightshard.io/enabled=true" in notes
     assert "acting as nightshard-worker@acme-ml.iam.gserviceaccount.com" in notes
