@@ -391,3 +391,28 @@ def test_a_re_deferral_gets_only_what_is_left_of_the_queue_timeout(kube, tmp_pat
         operator.invoke_defer_method(context=context)
     assert 195 <= again.value.trigger.schedule_timeout <= 200
     operator.on_kill()
+
+
+@pytest.mark.parametrize("accelerator", ["nvidia-l4", "nvidia-tesla-a100", "nvidia-h200-141gb"])
+@pytest.mark.parametrize("provisioning", ["on-demand", "spot", "flex-start", "queued"])
+def test_the_pod_the_operator_really_sends_is_the_builders_pod_and_strictly_valid(tmp_path, accelerator, provisioning):
+    import kubernetes_validate
+    from gke_support import KUBERNETES_VERSION
+    from kubernetes.client import ApiClient
+
+    ticket = make_ticket(tmp_path)
+    operator = make_operator(ticket, accelerator=accelerator, provisioning=provisioning, gpus_per_pod=8)
+    context = make_context()
+    built = operator._shard_pod(context, preemption=0)
+    operator.full_pod_spec = built
+    sent = operator.build_pod_request_obj(context, dry_run=True)
+
+    manifest = ApiClient().sanitize_for_serialization(sent)
+    kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    expected = ApiClient().sanitize_for_serialization(built)
+    for field in ("nodeSelector", "affinity", "tolerations", "terminationGracePeriodSeconds", "securityContext",
+                  "activeDeadlineSeconds", "serviceAccountName", "automountServiceAccountToken"):
+        assert manifest["spec"].get(field) == expected["spec"].get(field), field
+    container, built_container = manifest["spec"]["containers"][0], expected["spec"]["containers"][0]
+    for field in ("terminationMessagePolicy", "resources", "securityContext", "command", "args", "env"):
+        assert container.get(field) == built_container.get(field), field
