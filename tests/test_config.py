@@ -41,6 +41,12 @@ def test_minimal_config_gets_every_default(tmp_path):
         (lambda d: d.update(backend={"kind": "slurm"}), "backend.kind", "use one of ['local', 'gke']"),
         (lambda d: d["model"].update(version="v1; rm -rf /"), "model.version", "allowed characters"),
         (lambda d: d.update(retries=-1), "retries", "Retries per task"),
+        (lambda d: d.update(backend={"kind": "gke", "gke": {"image": "w:1", "accelerator": "nvidia-a100-40gb"}}),
+         "backend.gke.accelerator", "use 'nvidia-tesla-a100'"),
+        (lambda d: d.update(backend={"kind": "gke", "gke": {"image": "w:1", "pods_per_shard": 4}}),
+         "backend.gke.pods_per_shard", "set pods_per_shard: 1"),
+        (lambda d: d.update(backend={"kind": "gke", "gke": {"image": "w:1", "provisioning": "queued"}}),
+         "backend.gke.provisioning", "use provisioning: flex-start"),
     ],
 )
 def test_broken_config_names_file_field_and_fix(tmp_path, change, field, fix):
@@ -53,6 +59,12 @@ def test_broken_config_names_file_field_and_fix(tmp_path, change, field, fix):
     assert str(path) in message
     assert f"field '{field}'" in message
     assert fix in message
+
+
+def test_nvidia_tesla_a100_is_accepted(tmp_path):
+    document = {**MINIMAL, "backend": {"kind": "gke", "gke": {"image": "w:1", "accelerator": "nvidia-tesla-a100"}}}
+    config = load_pipeline_config(write_config(tmp_path, document))
+    assert config.section("backend")["gke"]["accelerator"] == "nvidia-tesla-a100"
 
 
 def test_name_must_match_file_name(tmp_path):

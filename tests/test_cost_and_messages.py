@@ -29,8 +29,9 @@ def test_cost_is_accelerator_hours_times_price_and_queue_wait_is_free():
 def test_shipped_price_table_covers_every_accelerator_and_mode():
     table = load_price_table()
     assert table["source"] and table["recorded"]
-    for accelerator in ["nvidia-h100-80gb", "nvidia-h200-141gb", "nvidia-b200", "nvidia-a100-80gb",
-                        "nvidia-l4", "nvidia-tesla-t4"]:
+    from nightshard.gke.accelerators import ACCELERATORS
+
+    for accelerator in ACCELERATORS:
         assert set(table["prices"][accelerator]) == {"on-demand", "spot", "flex-start", "queued"}
         assert table["prices"][accelerator]["spot"] < table["prices"][accelerator]["on-demand"]
 

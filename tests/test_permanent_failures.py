@@ -13,7 +13,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from nightshard import demo
 from nightshard.config import load_pipeline_config
 from nightshard.cost import PriceError, hourly_price, load_price_table
-from nightshard.operators.local_worker import LocalWorkerOperator, ShardFailed
+from nightshard.operators.local_worker import LocalWorkerOperator
+from nightshard.worker_exit import ShardFailed
 from nightshard.run_parameters import resolve_run_parameters
 from nightshard.steps.plan import plan_run
 

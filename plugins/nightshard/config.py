@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from nightshard.config_schema import build_pipeline_schema
-from nightshard.gke.settings import GKE_SETTINGS_SCHEMA
+from nightshard.gke.settings import GKE_SETTINGS_SCHEMA, gke_settings_problem
 
 # Where the DAG factory looks for configs unless NIGHTSHARD_PIPELINES_DIR says otherwise.
 DEFAULT_PIPELINES_DIR = Path(__file__).resolve().parents[2] / "dags" / "pipelines"
@@ -90,6 +90,13 @@ def load_pipeline_config(path: Path) -> PipelineConfig:
 
 def validate_pipeline_document(document: dict[str, Any], source: str = "<config>") -> PipelineConfig:
     schema = pipeline_schema()
+    gke_section = (document.get("backend") or {}).get("gke") if isinstance(document.get("backend"), dict) else None
+    if isinstance(gke_section, dict):
+        # Before the schema: a cluster-level mistake gets its own fix, not "use one of [...]".
+        problem = gke_settings_problem(gke_section)
+        if problem:
+            field_name, message, fix = problem
+            raise PipelineConfigError(source, f"backend.gke.{field_name}", message, fix)
     errors = sorted(
         jsonschema.Draft202012Validator(schema).iter_errors(document),
         key=lambda error: (len(error.absolute_path), list(map(str, error.absolute_path))),

@@ -63,6 +63,16 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                 "default": 2,
                 "description": "Retries per task; a retried shard resumes from its last checkpoint.",
             },
+            "max_preemptions": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 20,
+                "default": 3,
+                "description": (
+                    "Preemptions of a shard (exit 75, or its pod deleted by Kueue) retried inside the same try, "
+                    "without using up retries; each resumes from the last checkpoint."
+                ),
+            },
             "retry_delay_seconds": {
                 "type": "integer",
                 "minimum": 0,

@@ -168,8 +168,11 @@ def build_infer(config: PipelineConfig, tickets: Any) -> Any:
             gke=backend.get("gke") or {},
             pipeline=config.name,
             model_version=config.section("model")["version"],
+            max_preemptions=config.document["max_preemptions"],
         )
-    return LocalWorkerOperator.partial(task_id="infer").expand(ticket=tickets)
+    return LocalWorkerOperator.partial(
+        task_id="infer", max_preemptions=config.document["max_preemptions"]
+    ).expand(ticket=tickets)
 
 
 def dag_documentation(config: PipelineConfig) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
 from nightshard_worker.contract import (
     EXIT_BAD_SPEC,
     EXIT_FAILED,
@@ -9,6 +11,15 @@ from nightshard_worker.contract import (
     EXIT_PREEMPTED,
     EXIT_TOO_MANY_BAD_ROWS,
 )
+
+
+class ShardFailed(AirflowException):
+    """A shard's worker (process or pod) failed, or never started; the message names shard, cause and next step."""
+
+
+class ShardRejected(ShardFailed, AirflowFailException):
+    """A shard failed in a way a retry reproduces (exit 2 bad spec, 3 too many bad rows): no retry."""
+
 
 _EXPLANATIONS = {
     EXIT_OK: ("succeeded", "nothing to do"),
@@ -33,13 +44,17 @@ _EXPLANATIONS = {
 }
 
 
-# The same spec on the same input exits the same way again: retrying only delays the alert.
-PERMANENT_EXIT_CODES = frozenset({EXIT_BAD_SPEC, EXIT_TOO_MANY_BAD_ROWS})
+PREEMPTED_MESSAGE = "preempted by Kueue; the retry resumes from the last checkpoint"
 
 
-def retry_can_help(code: int) -> bool:
-    """False for exits a retry reproduces (input does not fit, too many bad rows); crashes and kills retry."""
-    return code not in PERMANENT_EXIT_CODES
+def is_deterministic_failure(code: int | None) -> bool:
+    """Exit 2 (bad spec) and 3 (too many bad rows) fail the same way on every retry: fail at once."""
+    return code in (EXIT_BAD_SPEC, EXIT_TOO_MANY_BAD_ROWS)
+
+
+def is_preemption(code: int | None) -> bool:
+    """Exit 75: SIGTERM honoured after committing; retried without using up the retry budget."""
+    return code == EXIT_PREEMPTED
 
 
 def explain_exit(code: int) -> tuple[str, str]:

@@ -4,7 +4,8 @@ NIGHTSHARD_FAULTS='{"<ds>/<model_version>/<shard_index>": "<fault>"}' names the 
 Faults (each strikes at the worker's second chunk, i.e. after one chunk is durably committed):
 - sigkill: the chunk file is written, then the process gets SIGKILL before its progress record
   names the chunk (an orphan chunk a resume must discard), exactly what `kill -9` mid-commit does;
-- sigterm: SIGTERM right after the first commit, as a node preemption sends it (worker exits 75);
+- sigterm: SIGTERM right after the first commit, as a node preemption sends it (worker exits 75); once
+  per shard when NIGHTSHARD_FAULT_MARKERS names a folder, so the operator's in-try rerun runs clean;
 - enospc: the chunk write fails with ENOSPC (disk full) before anything is written;
 - hang: the worker stops making progress after the first commit (the test kills the whole run).
 """
@@ -45,10 +46,25 @@ def install(fault: str) -> None:
     storage.write_bytes_atomic = faulty_write
 
 
+def struck_before(key: str) -> bool:
+    """True when this one-shot fault already struck this shard (a marker file per shard)."""
+    markers = os.environ.get("NIGHTSHARD_FAULT_MARKERS")
+    if not markers:
+        return False
+    marker = os.path.join(markers, key.replace("/", "_"))
+    if os.path.exists(marker):
+        return True
+    open(marker, "w").close()
+    return False
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(open(argv[argv.index("--spec") + 1]).read())
     faults = json.loads(os.environ.get("NIGHTSHARD_FAULTS", "{}"))
-    fault = faults.get(f"{spec['ds']}/{spec['model']['version']}/{spec['shard_index']}")
+    key = f"{spec['ds']}/{spec['model']['version']}/{spec['shard_index']}"
+    fault = faults.get(key)
+    if fault == "sigterm" and struck_before(key):
+        fault = None
     if fault:
         install(fault)
     from nightshard_worker.cli import main as worker_main

@@ -35,6 +35,8 @@ class PodScript:
     exit_code: int = 0
     log_lines: tuple[str, ...] = ("worker started", "worker done")
     on_finish: Callable[[dict[str, Any]], None] | None = None  # plays the worker's result write
+    # Kueue preempting a plain pod deletes it: the pod is gone (404) this long after creation.
+    preempted_after_seconds: float | None = None
 
 
 @dataclasses.dataclass
@@ -85,6 +87,8 @@ class FakeKubeApi:
         self.deleted: list[str] = []
         self.calls: list[tuple[str, str]] = []
         self.script = PodScript()
+        self.later_scripts: list[PodScript] = []  # scripts of the 2nd, 3rd... pod created, in order
+        self.preempted: list[str] = []
         self.url = ""
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,12 +136,24 @@ class FakeKubeApi:
             "current-context": "fake",
         }
 
-    def reset(self, script: PodScript | None = None) -> None:
+    def reset(self, script: PodScript | None = None, *later: PodScript) -> None:
+        """Script the next pods: the first created follows `script`, the next ones `later` in order."""
         with self._lock:
             self.pods.clear()
             self.deleted.clear()
             self.calls.clear()
+            self.preempted.clear()
             self.script = script or PodScript()
+            self.later_scripts = list(later)
+
+    def _preempt_due_pods(self) -> None:
+        """Delete, as Kueue does on preemption, every pod whose script says its time has come."""
+        now = time.monotonic()
+        for key, pod in list(self.pods.items()):
+            after = pod.script.preempted_after_seconds
+            if after is not None and now - pod.created >= after:
+                del self.pods[key]
+                self.preempted.append(key[1])
 
     def live_pods(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -201,6 +217,8 @@ class FakeKubeApi:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         self.calls.append((request.method, request.path))
+        with self._lock:
+            self._preempt_due_pods()
         # /api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]
         if parts[:3] != ["api", "v1", "namespaces"] or len(parts) < 5:
             return _status(404, "NotFound", f"fake API does not serve {request.path}")
@@ -237,7 +255,9 @@ class FakeKubeApi:
                 resourceVersion=self._next_version(),
                 creationTimestamp=_now_rfc3339(),
             )
-            pod = _Pod(body=body, script=self.script, created=time.monotonic())
+            index = sum(1 for method, path in self.calls if method == "POST" and path.endswith("/pods")) - 1
+            scripts = [self.script, *self.later_scripts]
+            pod = _Pod(body=body, script=scripts[min(index, len(scripts) - 1)], created=time.monotonic())
             self.pods[(namespace, name)] = pod
             return web.json_response(self._render(pod), status=201)
 

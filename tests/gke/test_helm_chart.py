@@ -16,7 +16,10 @@ import yaml
 from gke_support import CHART, KUBERNETES_VERSION
 
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
+DWS_VALUES = CHART / "ci" / "dws-values.yaml"
+EXAMPLE_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 NAMESPACE = "nightshard"
+COVERED = ["cpu", "memory", "ephemeral-storage", "nvidia.com/gpu"]
 
 # Fields Kueue's v1beta1 API requires (or the chart relies on) per kind: dotted paths into the object.
 KUEUE_REQUIRED_FIELDS = {
@@ -62,7 +65,9 @@ def full_objects(helm):
     return render(helm, "--values", str(FULL_VALUES))
 
 
-@pytest.mark.parametrize("values", [[], ["--values", str(FULL_VALUES)]], ids=["default", "full"])
+@pytest.mark.parametrize(
+    "values", [[], *(["--values", str(path)] for path in EXAMPLE_VALUES)], ids=["default", *(p.stem for p in EXAMPLE_VALUES)]
+)
 def test_chart_lints_strictly(helm, values):
     completed = subprocess.run(
         [str(helm), "lint", "--strict", str(CHART), *values], capture_output=True, text=True, timeout=60
@@ -77,11 +82,21 @@ def test_chart_lints_strictly(helm, values):
         ("kueue.flavors[0].accelerator=nvidia-v100", "accelerator"),
         ("worker.serviceAccount.gcpServiceAcount=x@y.iam.gserviceaccount.com", "gcpServiceAcount"),
         ("launcher.rbac.subjects[0].name=Airflow_Worker", "name"),
+        ("kueue.flavors[0].accelerator=nvidia-a100-40gb", "accelerator"),
+        ("kueue.flavors[0].spot=true", "spot"),
+        # Kueue's ClusterQueue CEL rule, mirrored in the values schema: refused at install, not at apply.
+        ("kueue.clusterQueue.preemption.reclaimWithinCohort=Never,kueue.clusterQueue.preemption.borrowWithinCohort=LowerPriority",
+         "preemption"),
+        # queued nodes without the ProvisioningRequest check never come; the check without a queued flavor is a typo.
+        ('json:kueue.flavors=[{"name": "h100", "accelerator": "nvidia-h100-80gb", "provisioning": "queued", '
+         '"gpus": 8, "cpu": "200", "memory": "1800Gi"}]', "queuedProvisioning.enabled is false"),
+        ("kueue.queuedProvisioning.enabled=true", "no kueue.flavors entry has provisioning: queued"),
     ],
 )
 def test_schema_rejects_bad_values_at_install(helm, bad_value, complaint):
+    option = ["--set-json", bad_value.removeprefix("json:")] if bad_value.startswith("json:") else ["--set", bad_value]
     completed = subprocess.run(
-        [str(helm), "template", "nightshard", str(CHART), "--set", bad_value], capture_output=True, text=True, timeout=60
+        [str(helm), "template", "nightshard", str(CHART), *option], capture_output=True, text=True, timeout=60
     )
     assert completed.returncode != 0
     assert complaint in completed.stderr
@@ -139,7 +154,7 @@ def test_kueue_objects_have_the_fields_of_kueue_v1beta1(objects_fixture, request
         assert preemption["borrowWithinCohort"]["policy"] in ("Never", "LowerPriority")
         for group in queue["spec"]["resourceGroups"]:
             covered = group["coveredResources"]
-            assert covered == ["cpu", "memory", "nvidia.com/gpu"]
+            assert covered == COVERED
             for flavor in group["flavors"]:
                 # Kueue requires every flavor of a group to list the covered resources, in order.
                 assert [r["name"] for r in flavor["resources"]] == covered
@@ -161,6 +176,8 @@ def test_default_install_matches_the_pipeline_config_defaults(default_objects):
     assert [s["metadata"]["name"] for s in by_kind(default_objects, "ServiceAccount")] == [settings.service_account]
     flavor = by_kind(default_objects, "ResourceFlavor")[0]
     assert flavor["spec"]["nodeLabels"] == {"cloud.google.com/gke-accelerator": settings.accelerator}
+    assert flavor["spec"]["nodeTaints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+    assert "tolerations" not in flavor["spec"]  # Kueue must not hand admitted pods a toleration they lack
     assert not by_kind(default_objects, "AdmissionCheck")
 
 
@@ -176,15 +193,64 @@ def test_full_values_add_workload_identity_dws_and_spot_flavor(full_objects):
     assert check["spec"]["parameters"]["name"] == config["metadata"]["name"]
     assert config["spec"]["provisioningClassName"] == "queued-provisioning.gke.io"
     queue = by_kind(full_objects, "ClusterQueue")[0]
-    assert queue["spec"]["admissionChecks"] == [check["metadata"]["name"]]
+    # The DWS check applies only to the queued flavor, never to the on-demand, flex-start or Spot ones.
+    assert "admissionChecks" not in queue["spec"]
+    assert queue["spec"]["admissionChecksStrategy"]["admissionChecks"] == [
+        {"name": check["metadata"]["name"], "onFlavors": ["nightshard-batch-h100"]}
+    ]
     assert queue["spec"]["cohort"] == "ml-batch"
     spot = [f for f in by_kind(full_objects, "ResourceFlavor") if f["spec"]["nodeLabels"].get("cloud.google.com/gke-spot")]
     assert len(spot) == 1 and spot[0]["spec"]["nodeLabels"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
+    assert {"key": "cloud.google.com/gke-spot", "value": "true", "effect": "NoSchedule"} in spot[0]["spec"]["nodeTaints"]
+    (cpu,) = [f for f in by_kind(full_objects, "ResourceFlavor") if f["metadata"]["name"].endswith("-cpu")]
+    assert "nodeTaints" not in cpu["spec"] and "cloud.google.com/gke-accelerator" not in cpu["spec"]["nodeLabels"]
     flavor_names = {f["metadata"]["name"] for f in by_kind(full_objects, "ResourceFlavor")}
     assert {f["name"] for f in queue["spec"]["resourceGroups"][0]["flavors"]} == flavor_names
     assert sorted(q["metadata"]["namespace"] for q in by_kind(full_objects, "LocalQueue")) == [
         "nightshard", "nightshard-staging",
     ]
+
+
+def test_every_extra_namespace_gets_what_a_worker_pod_and_airflow_need_there(full_objects):
+    for kind in ("LocalQueue", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy"):
+        assert sorted(o["metadata"]["namespace"] for o in by_kind(full_objects, kind)) == [
+            "nightshard", "nightshard-staging",
+        ], kind
+    staging = [o for o in by_kind(full_objects, "RoleBinding") if o["metadata"]["namespace"] == "nightshard-staging"]
+    assert {s["name"] for s in staging[0]["subjects"]} >= {"airflow-worker", "airflow-triggerer"}
+
+
+@pytest.mark.parametrize("kueue_version", ["v0.13.4", "v0.19.2"])
+@pytest.mark.parametrize("values", [None, *EXAMPLE_VALUES], ids=["default", *(p.stem for p in EXAMPLE_VALUES)])
+def test_every_rendered_kueue_object_passes_kueues_own_crd_strictly(helm, values, kueue_version):
+    from crd_check import validate_object
+
+    objects = render(helm, *(["--values", str(values)] if values else []))
+    kueue = [o for o in objects if o["apiVersion"].startswith("kueue.x-k8s.io/")]
+    assert kueue
+    for document in kueue:
+        assert validate_object(document, kueue_version) == [], f"{document['kind']} {document['metadata']['name']}"
+
+
+@pytest.mark.parametrize("kueue_version", ["v0.13.4", "v0.19.2"])
+@pytest.mark.parametrize(
+    "break_it, complaint",
+    [
+        (lambda q: q["spec"]["preemption"].update(reclaimWithinCohort="Never", borrowWithinCohort={"policy": "LowerPriority"}),
+         "reclaimWithinCohort=Never and borrowWithinCohort.Policy!=Never"),
+        (lambda q: q["spec"].update(admissionCheks=["x"]), "spec.admissionCheks: unknown field"),
+        (lambda q: q["spec"]["resourceGroups"][0]["flavors"][0]["resources"].pop(), "flavors must have the same number"),
+        (lambda q: q["spec"].update(queueingStrategy="Fifo"), "is not one of"),
+    ],
+)
+def test_the_crd_check_catches_what_the_api_server_would_refuse(default_objects, break_it, complaint, kueue_version):
+    import copy
+
+    from crd_check import validate_object
+
+    queue = copy.deepcopy(by_kind(default_objects, "ClusterQueue")[0])
+    break_it(queue)
+    assert any(complaint in error for error in validate_object(queue, kueue_version)), validate_object(queue, kueue_version)
 
 
 def test_launcher_role_grants_exactly_what_the_pod_operator_calls(default_objects):
@@ -245,10 +311,26 @@ def test_notes_tell_what_was_installed_the_next_command_and_the_kueue_pod_integr
     assert "WITHOUT a Workload Identity binding" in notes
     assert "kubectl get clusterqueue nightshard" in notes
     assert "frameworks:" in notes and '- "pod"' in notes
+    assert "managedJobsNamespaceSelector:" in notes and "podOptions" not in notes  # deprecated since v0.11
+    assert "waitForPodsReady:" in notes
     assert "local_queue: nightshard" in notes
+
+
+def test_the_documented_kueue_config_uses_current_keys_and_releases_quota_of_pods_that_never_start():
+    text = (CHART.parents[1] / "docs" / "gke.md").read_text()
+    block = text.split("<!-- kueue-manager-config -->")[1].split("<!-- /kueue-manager-config -->")[0]
+    config = yaml.safe_load(block.split("```yaml")[1].split("```")[0])
+    assert "pod" in config["integrations"]["frameworks"]
+    assert "podOptions" not in config["integrations"]
+    assert config["managedJobsNamespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "kueue-system"]
+    assert config["waitForPodsReady"]["enable"] is True and config["waitForPodsReady"]["timeout"]
+    assert "--no-enable-autorepair" in text.split("h100-dws")[1].split("```")[0]  # the queued pool
+    assert "--flex-start --enable-autoscaling" in text  # a plain flex-start pool
+    assert "kubectl label namespace nightshard nightshard.io/enabled=true" in text
 
 
 def test_notes_name_the_dws_objects_and_the_google_service_account_when_enabled(helm, tmp_path):
     notes = render_notes(helm, tmp_path, "--values", str(FULL_VALUES))
     assert "DWS queued provisioning" in notes
+    assert "kubectl label namespace nightshard-staging nightshard.io/enabled=true" in notes
     assert "acting as nightshard-worker@acme-ml.iam.gserviceaccount.com" in notes

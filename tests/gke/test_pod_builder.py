@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
-from gke_support import KUBERNETES_VERSION
+from gke_support import CHART, KUBERNETES_VERSION
 from kubernetes.client import ApiClient
 
 from nightshard.gke.naming import safe_label_value, worker_pod_name
@@ -42,6 +43,10 @@ def tolerations_of(pod) -> set[tuple[str, str, str | None, str | None]]:
     return {(t.key, t.operator, t.value, t.effect) for t in pod.spec.tolerations}
 
 
+ACCELERATOR_LABELS_OF_THE_CHART = set(
+    json.loads((CHART / "values.schema.json").read_text())["properties"]["kueue"]["properties"]["flavors"]["items"][
+        "properties"]["accelerator"]["enum"]
+)
 EVERY_POD = list(itertools.product(ACCELERATORS, PROVISIONING_MODES, ("nightly", "backfill")))
 
 
@@ -49,21 +54,62 @@ EVERY_POD = list(itertools.product(ACCELERATORS, PROVISIONING_MODES, ("nightly",
 def test_every_buildable_pod_is_a_valid_kubernetes_pod(accelerator, provisioning, priority):
     settings = GkeSettings(image=IMAGE, accelerator=accelerator, provisioning=provisioning, gpus_per_pod=2)
     manifest = as_manifest(build(settings, priority=priority))
+    assert settings.accelerator in ACCELERATOR_LABELS_OF_THE_CHART
     kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
     assert manifest["spec"]["nodeSelector"]["cloud.google.com/gke-accelerator"] == accelerator
     assert manifest["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == f"nightshard-{priority}"
 
 
-def test_pod_groups_and_every_extra_setting_still_validate():
+def test_every_extra_setting_still_validates():
     settings = GkeSettings.from_config({
-        "image": IMAGE, "pods_per_shard": 4, "provisioning": "queued", "env": {"HF_HUB_OFFLINE": "1"},
+        "image": IMAGE, "provisioning": "queued", "gpus_per_pod": 8, "env": {"HF_HUB_OFFLINE": "1"},
         "node_selector": {"cloud.google.com/gke-nodepool": "h100-dws"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
     })
     manifest = as_manifest(build(settings))
     kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
-    assert manifest["metadata"]["labels"]["kueue.x-k8s.io/pod-group-name"] == manifest["metadata"]["name"]
-    assert manifest["metadata"]["annotations"]["kueue.x-k8s.io/pod-group-total-count"] == "4"
+    assert "kueue.x-k8s.io/pod-group-name" not in manifest["metadata"]["labels"]
+
+
+def test_a_cpu_pod_neither_selects_nor_tolerates_a_gpu_node():
+    pod = build(GkeSettings(image=IMAGE, gpus_per_pod=0, provisioning="spot"))
+    assert "cloud.google.com/gke-accelerator" not in pod.spec.node_selector
+    assert "nvidia.com/gpu" not in {t.key for t in pod.spec.tolerations}
+    assert "nvidia.com/gpu" not in pod.spec.containers[0].resources.requests
+    (term,) = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+    assert [(e.key, e.operator) for e in term.match_expressions][0] == ("cloud.google.com/gke-accelerator", "DoesNotExist")
+
+
+def test_an_on_demand_pod_keeps_off_spot_flex_start_and_queued_nodes():
+    pod = build(GkeSettings(image=IMAGE, provisioning="on-demand"))
+    (term,) = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+    assert {(e.key, e.operator) for e in term.match_expressions} == {
+        ("cloud.google.com/gke-spot", "DoesNotExist"),
+        ("cloud.google.com/gke-flex-start", "DoesNotExist"),
+        ("cloud.google.com/gke-queued", "DoesNotExist"),
+    }
+    (spot_term,) = build(GkeSettings(image=IMAGE, provisioning="spot")).spec.affinity.node_affinity.\
+        required_during_scheduling_ignored_during_execution.node_selector_terms
+    assert {e.key for e in spot_term.match_expressions} == {"cloud.google.com/gke-flex-start", "cloud.google.com/gke-queued"}
+
+
+@pytest.mark.parametrize(
+    "section, field, complaint",
+    [
+        ({"accelerator": "nvidia-a100-40gb"}, "accelerator", "use 'nvidia-tesla-a100'"),
+        ({"accelerator": "nvidia-v100"}, "accelerator", "nvidia-tesla-a100"),
+        ({"pods_per_shard": 2}, "pods_per_shard", "one pod per shard"),
+        ({"provisioning": "queued", "gpus_per_pod": 1}, "provisioning", "flex-start"),
+    ],
+)
+def test_settings_a_cluster_would_never_run_are_refused_with_the_fix(section, field, complaint):
+    with pytest.raises(ValueError, match=f"backend.gke.{field}: .*{complaint}"):
+        GkeSettings.from_config({"image": IMAGE, **section})
+
+
+def test_nvidia_tesla_a100_is_the_accepted_a100_40gb_label():
+    assert build(GkeSettings(image=IMAGE, accelerator="nvidia-tesla-a100")).spec.node_selector[
+        "cloud.google.com/gke-accelerator"] == "nvidia-tesla-a100"
 
 
 @pytest.mark.parametrize(
@@ -76,7 +122,7 @@ def test_pod_groups_and_every_extra_setting_still_validate():
     ],
 )
 def test_provisioning_mode_picks_node_selector_and_tolerations(provisioning, extra_selector, extra_tolerations):
-    pod = build(GkeSettings(image=IMAGE, accelerator="nvidia-h100-80gb", provisioning=provisioning))
+    pod = build(GkeSettings(image=IMAGE, accelerator="nvidia-h100-80gb", provisioning=provisioning, gpus_per_pod=2))
     assert pod.spec.node_selector == {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb", **extra_selector}
     gpu = ("nvidia.com/gpu", "Exists", None, "NoSchedule")
     assert tolerations_of(pod) == {gpu} | extra_tolerations
@@ -248,3 +294,19 @@ def test_from_config_round_trips_and_rejects_unknown_fields():
     assert GkeSettings.from_config(settings.to_config()) == settings
     with pytest.raises(ValueError, match="unknown field"):
         GkeSettings.from_config({"image": IMAGE, "acelerator": "nvidia-l4"})
+
+
+def test_one_accelerator_table_feeds_config_schema_chart_schema_and_prices():
+    from nightshard.cost import load_price_table
+    from nightshard.gke.accelerators import ACCELERATORS as TABLE
+
+    assert list(GKE_SETTINGS_SCHEMA["properties"]["accelerator"]["enum"]) == list(TABLE)
+    assert ACCELERATOR_LABELS_OF_THE_CHART == set(TABLE)
+    assert set(TABLE) <= set(load_price_table()["prices"])
+    assert "nvidia-a100-40gb" not in load_price_table()["prices"]
+
+
+def test_docs_show_the_accelerator_table_as_it_is():
+    from nightshard.gke.accelerators import markdown_table
+
+    assert markdown_table() in (CHART.parents[1] / "docs" / "gke.md").read_text()

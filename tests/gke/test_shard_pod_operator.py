@@ -18,7 +18,10 @@ import pytest
 from airflow.exceptions import TaskDeferred
 from fake_kube_api import PodScript
 
-from nightshard.gke.operator import ShardFailed, ShardPodOperator, map_shard_pods, priority_for_run_type
+from airflow.sdk.exceptions import AirflowFailException
+
+from nightshard.gke.operator import (ShardFailed, ShardPodOperator, map_shard_pods, priority_for_run_type,
+                                     remaining_queue_seconds)
 
 RUN_ID = "scheduled__2026-11-23T02:00:00+00:00"
 
@@ -82,7 +85,7 @@ def writes_result(ticket: dict[str, Any]):
     return write
 
 
-def make_operator(ticket: dict[str, Any], **gke_overrides: Any) -> ShardPodOperator:
+def make_operator(ticket: dict[str, Any], max_preemptions: int = 3, **gke_overrides: Any) -> ShardPodOperator:
     gke = {
         "image": "us-docker.pkg.dev/acme/nightshard/worker:1.4.0",
         "namespace": "nightshard",
@@ -97,6 +100,7 @@ def make_operator(ticket: dict[str, Any], **gke_overrides: Any) -> ShardPodOpera
         gke=gke,
         pipeline="clicks_ctr",
         model_version="v7",
+        max_preemptions=max_preemptions,
         # Sub-second polling keeps the suite fast; production uses poll_interval_seconds.
         poll_interval=0.2,
         startup_check_interval_seconds=0.2,
@@ -190,6 +194,8 @@ def test_failed_pod_log_goes_to_the_task_log_and_fails_the_task_with_the_exit_me
     message = str(failure.value)
     assert "shard 00003 failed: too many rows were quarantined (exit 3)" in message
     assert "kept for on-call" in message
+    # Deterministic: Airflow must not re-queue it and boot another GPU node for the same answer.
+    assert isinstance(failure.value, AirflowFailException)
     kept = kube.live_pods()  # failed pods stay for on-call, marked so no retry reattaches to them
     assert len(kept) == 1 and kept[0]["metadata"]["labels"]["already_checked"] == "True"
 
@@ -281,3 +287,132 @@ def test_map_shard_pods_maps_over_tickets_and_rejects_bad_settings_at_parse_time
 
     with pytest.raises(ValueError, match="unknown field"):
         map_shard_pods(tickets=[], gke={"image": "w", "acelerator": "nvidia-l4"}, pipeline="p", model_version="v")
+
+
+def finish_deferrals(operator: ShardPodOperator, context: dict[str, Any], deferred: TaskDeferred) -> Any:
+    """Play the triggerer and the task re-entry until the operator stops deferring; its last answer."""
+    for _ in range(10):
+        event = run_trigger(deferred)
+        try:
+            return operator.trigger_reentry(context, event)
+        except TaskDeferred as again:
+            deferred = again
+    raise AssertionError("the operator kept deferring")
+
+
+def test_exit_75_is_retried_in_the_same_try_from_the_checkpoint_without_using_retries(kube, tmp_path, caplog, capsys):
+    ticket = make_ticket(tmp_path)
+    kube.reset(PodScript(admit_after_seconds=0.1, run_seconds=0.3, exit_code=75),
+               PodScript(admit_after_seconds=0.1, run_seconds=0.3, on_finish=writes_result(ticket)))
+    operator = make_operator(ticket)
+    context = make_context(try_number=1)
+
+    with caplog.at_level(logging.INFO):
+        result = finish_deferrals(operator, context, defer(operator, context))
+
+    assert result == shard_result(ticket)
+    creates = [path for method, path in kube.calls if method == "POST"]
+    assert len(creates) == 2 and context["ti"].try_number == 1  # same try: the retry budget is untouched
+    assert "preempted by Kueue; the retry resumes from the last checkpoint" in task_log(caplog, capsys)
+
+
+def test_a_pod_deleted_by_kueue_preemption_is_replaced_and_said_so(kube, tmp_path, caplog, capsys):
+    ticket = make_ticket(tmp_path)
+    kube.reset(PodScript(admit_after_seconds=0.1, run_seconds=30, preempted_after_seconds=0.8),
+               PodScript(admit_after_seconds=0.1, run_seconds=0.3, on_finish=writes_result(ticket)))
+    operator = make_operator(ticket)
+    context = make_context()
+
+    with caplog.at_level(logging.INFO):
+        result = finish_deferrals(operator, context, defer(operator, context))
+
+    assert result == shard_result(ticket)
+    log = task_log(caplog, capsys)
+    assert "preempted by Kueue; the retry resumes from the last checkpoint" in log
+    assert "failed before the worker reported an exit code" not in log
+    assert len(kube.preempted) == 1
+    names = [p["metadata"]["name"] for p in kube.live_pods()] + kube.deleted
+    assert any("-t1p1-" in name for name in names), names  # the replacement, in the same try
+
+
+def test_more_preemptions_than_allowed_fail_the_try_with_the_count(kube, tmp_path):
+    ticket = make_ticket(tmp_path)
+    kube.reset(PodScript(admit_after_seconds=0.1, run_seconds=0.2, exit_code=75))
+    operator = make_operator(ticket, max_preemptions=1)
+    context = make_context()
+
+    with pytest.raises(ShardFailed, match="preempted by Kueue 2 times in this try, more than max_preemptions=1"):
+        finish_deferrals(operator, context, defer(operator, context))
+    assert len([1 for method, _ in kube.calls if method == "POST"]) == 2
+
+
+def test_the_pod_sent_keeps_the_builders_termination_message_policy_and_spot_safe_grace(kube, tmp_path):
+    from nightshard_worker import tuning
+
+    ticket = make_ticket(tmp_path)
+    kube.reset(PodScript(admit_after_seconds=None))
+    operator = make_operator(ticket)
+    context = make_context()
+    defer(operator, context)
+
+    sent = operator.pod_request_obj  # what build_pod_request_obj made of the builder's pod
+    (container,) = [c for c in sent.spec.containers if c.name == "base"]
+    assert container.termination_message_policy == "FallbackToLogsOnError"
+    (created,) = kube.live_pods()
+    assert created["spec"]["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    # Spot shutdown gives the pod about 15 s: the worker's SIGTERM budget must fit inside it and the grace.
+    assert tuning.PREEMPTION_EXIT_BUDGET_SECONDS < tuning.SPOT_SHUTDOWN_GRACE_SECONDS
+    assert created["spec"]["terminationGracePeriodSeconds"] >= tuning.SPOT_SHUTDOWN_GRACE_SECONDS
+    operator.on_kill()
+
+
+def test_pods_per_shard_above_one_is_refused_before_any_pod_exists(kube):
+    with pytest.raises(ValueError, match="pods_per_shard"):
+        map_shard_pods(tickets=[], gke={"image": "w", "pods_per_shard": 2}, pipeline="p", model_version="v")
+    assert kube.calls == []
+
+
+def test_the_queue_timeout_counts_from_pod_creation_not_from_each_deferral():
+    assert remaining_queue_seconds(21600, 0) == 21600
+    assert remaining_queue_seconds(21600, 21000.4) == 599
+    assert remaining_queue_seconds(21600, 30000) == 1  # overdue: fire at once
+
+
+def test_a_re_deferral_gets_only_what_is_left_of_the_queue_timeout(kube, tmp_path):
+    ticket = make_ticket(tmp_path)
+    kube.reset(PodScript(admit_after_seconds=None))
+    operator = make_operator(ticket, queue_timeout_seconds=600)
+    context = make_context()
+    defer(operator, context)
+    # Resumed 400 s after the pod was created (a reattach, a re-deferral): the pod as the API has it.
+    operator.pod = operator.hook.get_pod(operator.pod.metadata.name, "nightshard")
+    operator.pod.metadata.creation_timestamp = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=400)
+    with pytest.raises(TaskDeferred) as again:
+        operator.invoke_defer_method(context=context)
+    assert 195 <= again.value.trigger.schedule_timeout <= 200
+    operator.on_kill()
+
+
+@pytest.mark.parametrize("accelerator", ["nvidia-l4", "nvidia-tesla-a100", "nvidia-h200-141gb"])
+@pytest.mark.parametrize("provisioning", ["on-demand", "spot", "flex-start", "queued"])
+def test_the_pod_the_operator_really_sends_is_the_builders_pod_and_strictly_valid(tmp_path, accelerator, provisioning):
+    import kubernetes_validate
+    from gke_support import KUBERNETES_VERSION
+    from kubernetes.client import ApiClient
+
+    ticket = make_ticket(tmp_path)
+    operator = make_operator(ticket, accelerator=accelerator, provisioning=provisioning, gpus_per_pod=8)
+    context = make_context()
+    built = operator._shard_pod(context, preemption=0)
+    operator.full_pod_spec = built
+    sent = operator.build_pod_request_obj(context, dry_run=True)
+
+    manifest = ApiClient().sanitize_for_serialization(sent)
+    kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    expected = ApiClient().sanitize_for_serialization(built)
+    for field in ("nodeSelector", "affinity", "tolerations", "terminationGracePeriodSeconds", "securityContext",
+                  "activeDeadlineSeconds", "serviceAccountName", "automountServiceAccountToken"):
+        assert manifest["spec"].get(field) == expected["spec"].get(field), field
+    container, built_container = manifest["spec"]["containers"][0], expected["spec"]["containers"][0]
+    for field in ("terminationMessagePolicy", "resources", "securityContext", "command", "args", "env"):
+        assert container.get(field) == built_container.get(field), field

@@ -10,6 +10,7 @@ import pytest
 from conftest import (FEATURES, make_spec, output_ids, progress_record, read_result, run_worker, save_spec,
                       start_worker, tabular_table, write_parquet)
 from nightshard_worker.contract import EXIT_OK, EXIT_PREEMPTED, STATUS_PREEMPTED, STATUS_SUCCEEDED, ModelSpec
+from nightshard_worker import tuning
 
 ROWS, ROW_GROUP_ROWS = 1200, 100  # 12 row groups
 
@@ -82,7 +83,10 @@ def test_sigterm_commits_and_exits_75_then_rerun_completes_exactly_once(tmp_path
     stop_seconds = time.monotonic() - signalled
 
     assert process.returncode == EXIT_PREEMPTED, log
-    assert stop_seconds < 10, f"took {stop_seconds:.1f}s to stop"
+    # The promise GKE Spot holds us to (15 s on node shutdown); a generous bound, not a timing test.
+    assert stop_seconds < tuning.PREEMPTION_EXIT_BUDGET_SECONDS < tuning.SPOT_SHUTDOWN_GRACE_SECONDS, (
+        f"took {stop_seconds:.1f}s to stop"
+    )
     preempted = read_result(spec)
     assert preempted.status == STATUS_PREEMPTED
     assert preempted.rows_in == progress_record(spec)["rows_out"] > 0

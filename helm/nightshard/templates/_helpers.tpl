@@ -72,3 +72,9 @@ app.kubernetes.io/name: nightshard-worker
 {{- define "nightshard.provisioningName" -}}
 {{- include "nightshard.componentName" (list . "dws") -}}
 {{- end -}}
+
+{{/* The namespaces worker pods may run in: the release namespace, then kueue.localQueue.extraNamespaces.
+Each gets the LocalQueue, worker ServiceAccount, launcher Role/RoleBinding and NetworkPolicy. */}}
+{{- define "nightshard.namespaces" -}}
+{{- prepend .Values.kueue.localQueue.extraNamespaces .Release.Namespace | uniq | toJson -}}
+{{- end -}}

@@ -52,14 +52,19 @@ def dns_fragment(raw: str, max_length: int) -> str:
     return _EDGE_DNS.sub("", cleaned[:max_length])
 
 
-def worker_pod_name(*, pipeline: str, run_id: str, shard_id: str, shard_index: int, try_number: int) -> str:
+def worker_pod_name(
+    *, pipeline: str, run_id: str, shard_id: str, shard_index: int, try_number: int, preemption: int = 0
+) -> str:
     """`ns-<pipeline>-<index>-t<try>-<hash>`: the same inputs give the same name, any change a new one.
 
     The hash covers the run and the shard id, so two runs (or two pipelines that clean to the same
     prefix) never collide, and a retry (new try number) never collides with the failed pod of the
-    previous try, which is kept for on-call.
+    previous try, which is kept for on-call. The pod that replaces a preempted one within the same
+    try is `...-t<try>p<n>-<hash>`.
     """
-    tail = f"-{shard_index}-t{try_number}-{short_hash(pipeline, run_id, shard_id, try_number)}"
+    attempt = f"t{try_number}p{preemption}" if preemption else f"t{try_number}"
+    hashed = (pipeline, run_id, shard_id, try_number, preemption) if preemption else (pipeline, run_id, shard_id, try_number)
+    tail = f"-{shard_index}-{attempt}-{short_hash(*hashed)}"
     room = POD_NAME_MAX - len("ns-") - len(tail)
     prefix = dns_fragment(pipeline, room) or "shard"
     return f"ns-{prefix}{tail}"

@@ -8,6 +8,7 @@ ShardResult the worker wrote.
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any, Mapping
 
@@ -16,16 +17,23 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk.exceptions import AirflowException
 from kubernetes.client.exceptions import ApiException
 
-from nightshard.gke.pod_builder import CONTAINER_NAME, build_worker_pod
+from nightshard.gke.pod_builder import CONTAINER_NAME, TERMINATION_MESSAGE_POLICY, build_worker_pod
 from nightshard.gke.settings import GkeSettings
 from nightshard.run_parameters import ds_from_context
-from nightshard.worker_exit import explain_exit
+from nightshard.worker_exit import (
+    PREEMPTED_MESSAGE,
+    ShardFailed,
+    ShardRejected,
+    explain_exit,
+    is_deterministic_failure,
+    is_preemption,
+)
 
 SCHEDULED_RUN_TYPE = "scheduled"
+# Carried through the trigger's event (trigger_kwargs): preemptions retried so far in this try.
+PREEMPTIONS_KEY = "nightshard_preemptions"
+DEFAULT_MAX_PREEMPTIONS = 3
 
-
-class ShardFailed(AirflowException):
-    """A shard's pod failed, or never started; the message names shard, pod, cause and next step."""
 
 
 def priority_for_run_type(run_type: Any) -> str:
@@ -53,6 +61,7 @@ class ShardPodOperator(KubernetesPodOperator):
         gke: Mapping[str, Any],
         pipeline: str,
         model_version: str,
+        max_preemptions: int = DEFAULT_MAX_PREEMPTIONS,
         **kwargs: Any,
     ) -> None:
         settings = GkeSettings.from_config(gke)
@@ -75,6 +84,8 @@ class ShardPodOperator(KubernetesPodOperator):
             "on_kill_action": "delete_pod",
             # On kill the pod gets SIGTERM and this long to commit progress before SIGKILL.
             "termination_grace_period": settings.termination_grace_period_seconds,
+            # build_pod_request_obj overwrites the builder's container field with this one (default "File").
+            "termination_message_policy": TERMINATION_MESSAGE_POLICY,
             "random_name_suffix": False,  # build_worker_pod names are unique per shard and try
             "log_events_on_failure": True,
             "do_xcom_push": False,  # the XCom is the ShardResult read from result_uri
@@ -84,6 +95,7 @@ class ShardPodOperator(KubernetesPodOperator):
         self.gke = gke
         self.pipeline = pipeline
         self.model_version = model_version
+        self.max_preemptions = max_preemptions
         self.settings = settings
 
     def execute(self, context: Any) -> Any:
@@ -95,22 +107,8 @@ class ShardPodOperator(KubernetesPodOperator):
                 ticket["result_uri"],
             )
             return read_shard_result(ticket["result_uri"])
-        if self.settings.pods_per_shard > 1:
-            raise ShardFailed(
-                f"backend.gke.pods_per_shard={self.settings.pods_per_shard}: ShardPodOperator launches one "
-                "pod per shard, and a Kueue pod group would wait for pods that never come. Set it to 1."
-            )
         priority = priority_for_run_type(context["dag_run"].run_type)
-        self.full_pod_spec = build_worker_pod(
-            self.settings,
-            ticket,
-            pipeline=self.pipeline,
-            run_id=context["run_id"],
-            ds=ds_from_context(context),  # the ds param wins over the logical date, as in plan
-            model_version=ticket.get("model_version", self.model_version),
-            priority=priority,
-            try_number=context["ti"].try_number,
-        )
+        self.full_pod_spec = self._shard_pod(context, preemption=0)
         self.log.info(
             "shard %s (%s rows): pod %s/%s, queue %s, priority %s, find it with: "
             "kubectl get pods -n %s -l nightshard.io/shard=%s",
@@ -124,6 +122,31 @@ class ShardPodOperator(KubernetesPodOperator):
             self.full_pod_spec.metadata.labels["nightshard.io/shard"],
         )
         return super().execute(context)
+
+    def _shard_pod(self, context: Any, *, preemption: int) -> Any:
+        return build_worker_pod(
+            self.settings,
+            self.ticket,
+            pipeline=self.pipeline,
+            run_id=context["run_id"],
+            ds=ds_from_context(context),  # the ds param wins over the logical date, as in plan
+            model_version=self.ticket.get("model_version", self.model_version),
+            priority=priority_for_run_type(context["dag_run"].run_type),
+            try_number=context["ti"].try_number,
+            preemption=preemption,
+        )
+
+    def invoke_defer_method(self, last_log_time: Any = None, context: Any = None) -> None:
+        """Defer with what is left of the queue timeout, counted from the pod's creation.
+
+        The trigger counts its schedule timeout from when it was deferred; re-deferred after a
+        worker restart or a reattach it would start the full queue timeout again.
+        """
+        created = getattr(getattr(self.pod, "metadata", None), "creation_timestamp", None)
+        if isinstance(created, datetime.datetime):
+            waited = (datetime.datetime.now(datetime.UTC) - created).total_seconds()
+            self.schedule_timeout_seconds = remaining_queue_seconds(self.settings.queue_timeout_seconds, waited)
+        super().invoke_defer_method(last_log_time=last_log_time, context=context)
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
         """Back from the triggerer: fail with the shard's cause and next step, or return its result."""
@@ -141,6 +164,12 @@ class ShardPodOperator(KubernetesPodOperator):
         try:
             super().trigger_reentry(context, event)
         except AirflowException as error:
+            code = _exit_code(self.pod)
+            if self.pod is None or is_preemption(code):
+                # Exit 75 (SIGTERM honoured) or the pod deleted under us: Kueue preempted it.
+                self._resume_after_preemption(context, event, error)
+            if code is not None and is_deterministic_failure(code):
+                raise ShardRejected(self._failure_message(event, error)) from error
             raise ShardFailed(self._failure_message(event, error)) from error
         result = read_shard_result(self.ticket["result_uri"])
         self.log.info(
@@ -155,6 +184,28 @@ class ShardPodOperator(KubernetesPodOperator):
 
     # The name the deferral protocol of other operators uses; both routes land in trigger_reentry.
     execute_complete = trigger_reentry
+
+    def _resume_after_preemption(self, context: Any, event: Mapping[str, Any], error: Exception) -> None:
+        """A new pod in the same try, up to max_preemptions; it resumes from the last checkpoint."""
+        shard = self.ticket["shard_id"]
+        done = int(event.get(PREEMPTIONS_KEY, 0)) + 1
+        pod_ref = f"{event.get('namespace')}/{event.get('name')}"
+        if done > self.max_preemptions:
+            raise ShardFailed(
+                f"shard {shard}: pod {pod_ref} preempted by Kueue {done} times in this try, more than "
+                f"max_preemptions={self.max_preemptions}; the next try resumes from the last checkpoint. "
+                "Next step: `kubectl get workloads -n "
+                f"{self.settings.namespace}` to see what outranks it; raise max_preemptions for backfills."
+            ) from error
+        self.log.warning(
+            "shard %s: pod %s %s (preemption %d of at most %d in this try, retries untouched)",
+            shard, pod_ref, PREEMPTED_MESSAGE, done, self.max_preemptions,
+        )
+        self.full_pod_spec = self._shard_pod(context, preemption=done)
+        self.pod_request_obj = None
+        self.pod = None
+        self.trigger_kwargs = {**(self.trigger_kwargs or {}), PREEMPTIONS_KEY: done}
+        self.execute_async(context)  # creates the new pod and defers: raises TaskDeferred
 
     def _failure_message(self, event: Mapping[str, Any], error: Exception) -> str:
         shard = self.ticket["shard_id"]
@@ -185,6 +236,11 @@ class ShardPodOperator(KubernetesPodOperator):
                 self.log.warning("could not delete unstarted pod %s: %s", event["name"], error.reason)
 
 
+def remaining_queue_seconds(queue_timeout_seconds: int, waited_seconds: float) -> int:
+    """What is left of the queue timeout after `waited_seconds` (at least 1 s, so the trigger fires)."""
+    return max(1, int(queue_timeout_seconds - max(0.0, waited_seconds)))
+
+
 def _exit_code(pod: Any) -> int | None:
     statuses = (pod.status.container_statuses if pod is not None and pod.status else None) or []
     for status in statuses:
@@ -199,6 +255,7 @@ def map_shard_pods(
     gke: Mapping[str, Any],
     pipeline: str,
     model_version: str,
+    max_preemptions: int = DEFAULT_MAX_PREEMPTIONS,
     **operator_kwargs: Any,
 ) -> Any:
     """`infer`: one ShardPodOperator per shard ticket (dynamic task mapping)."""
@@ -208,5 +265,6 @@ def map_shard_pods(
         gke=dict(gke),
         pipeline=pipeline,
         model_version=model_version,
+        max_preemptions=max_preemptions,
         **operator_kwargs,
     ).expand(ticket=tickets)

@@ -18,6 +18,9 @@ CONTAINER_NAME = "base"  # the KubernetesPodOperator reads logs and exit state o
 WORKER_UID = 10001  # the worker image's non-root user; must match the image's USER
 SCRATCH_MOUNT = "/scratch"
 SCRATCH_VOLUME = "scratch"
+# The last lines of the log become the termination message, shown by `kubectl describe`; the
+# operator passes the same value, or build_pod_request_obj would put its default ("File") back.
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 
 # Labels every worker pod carries; the cleanup DAG and on-call select on them.
 APP_LABEL = ("app.kubernetes.io/name", "nightshard-worker")
@@ -29,11 +32,9 @@ LABEL_PRIORITY = "nightshard.io/priority"
 ANNOTATION_PREFIX = "nightshard.io/"
 FAILED_POD_TTL_ANNOTATION = "nightshard.io/failed-pod-ttl-hours"
 
-# Kueue: the queue a pod is submitted to, its WorkloadPriorityClass, and pod groups.
+# Kueue: the queue a pod is submitted to and its WorkloadPriorityClass.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
-KUEUE_POD_GROUP_LABEL = "kueue.x-k8s.io/pod-group-name"
-KUEUE_POD_GROUP_COUNT_ANNOTATION = "kueue.x-k8s.io/pod-group-total-count"
 
 # GKE node labels and taints.
 ACCELERATOR_NODE_LABEL = "cloud.google.com/gke-accelerator"
@@ -41,6 +42,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 SPOT_NODE_LABEL = "cloud.google.com/gke-spot"
 FLEX_START_NODE_LABEL = "cloud.google.com/gke-flex-start"
 QUEUED_NODE_LABEL = "cloud.google.com/gke-queued"
+# The label GKE puts on the nodes of each provisioning mode (on-demand nodes carry none of them).
+MODE_NODE_LABELS = {"spot": SPOT_NODE_LABEL, "flex-start": FLEX_START_NODE_LABEL, "queued": QUEUED_NODE_LABEL}
 
 
 def build_worker_pod(
@@ -53,6 +56,7 @@ def build_worker_pod(
     model_version: str,
     priority: str,
     try_number: int = 1,
+    preemption: int = 0,
 ) -> k8s.V1Pod:
     """The pod that runs `nightshard-worker run --spec <spec_uri>` for one shard ticket."""
     priority_class = settings.priority_class(priority)  # raises on an unknown priority
@@ -63,6 +67,7 @@ def build_worker_pod(
         shard_id=shard_id,
         shard_index=int(ticket["shard_index"]),
         try_number=try_number,
+        preemption=preemption,
     )
     labels = {
         APP_LABEL[0]: APP_LABEL[1],
@@ -90,11 +95,6 @@ def build_worker_pod(
         # Read by nightshard_pod_cleanup: each pipeline keeps its failed pods as long as it asked.
         FAILED_POD_TTL_ANNOTATION: str(settings.failed_pod_ttl_hours),
     }
-    if settings.pods_per_shard > 1:
-        # One pod group per shard and try: Kueue admits all of its pods together or none.
-        labels[KUEUE_POD_GROUP_LABEL] = name
-        annotations[KUEUE_POD_GROUP_COUNT_ANNOTATION] = str(settings.pods_per_shard)
-
     return k8s.V1Pod(
         api_version="v1",
         kind="Pod",
@@ -109,6 +109,7 @@ def build_worker_pod(
             termination_grace_period_seconds=settings.termination_grace_period_seconds,
             active_deadline_seconds=settings.active_deadline_seconds,
             node_selector=node_selector(settings),
+            affinity=node_affinity(settings),
             tolerations=tolerations(settings),
             security_context=pod_security_context(),
             volumes=[
@@ -144,14 +145,16 @@ def worker_container(settings: GkeSettings, ticket: Mapping[str, Any]) -> k8s.V1
         env=env,
         volume_mounts=[k8s.V1VolumeMount(name=SCRATCH_VOLUME, mount_path=SCRATCH_MOUNT)],
         security_context=container_security_context(),
-        # The last lines of the log become the termination message, shown by `kubectl describe`.
-        termination_message_policy="FallbackToLogsOnError",
+        termination_message_policy=TERMINATION_MESSAGE_POLICY,
     )
 
 
 def node_selector(settings: GkeSettings) -> dict[str, str]:
-    """GPU type, capacity kind, then the config's extra labels (which may not override ours)."""
-    selector = {ACCELERATOR_NODE_LABEL: settings.accelerator}
+    """GPU type, capacity kind, then the config's extra labels (which may not override ours).
+
+    A CPU pod (gpus_per_pod 0) selects no accelerator: it must not hold a GPU VM.
+    """
+    selector = {ACCELERATOR_NODE_LABEL: settings.accelerator} if settings.gpus_per_pod else {}
     if settings.provisioning == "spot":
         selector[SPOT_NODE_LABEL] = "true"
     elif settings.provisioning == "flex-start":
@@ -163,9 +166,42 @@ def node_selector(settings: GkeSettings) -> dict[str, str]:
     return selector
 
 
+def node_affinity(settings: GkeSettings) -> k8s.V1Affinity | None:
+    """Keep a pod off the node kinds it did not ask for, and out of their Kueue flavors.
+
+    Kueue matches a pod against a flavor only on the label keys the flavor defines, so an on-demand
+    pod without these terms fits a Spot or flex-start flavor too (and is then sent to its nodes).
+    GKE puts each mode's label only on that mode's nodes, so DoesNotExist matches the others.
+    """
+    absent = []
+    if not settings.gpus_per_pod:
+        absent.append(ACCELERATOR_NODE_LABEL)
+    absent += [label for mode, label in MODE_NODE_LABELS.items() if mode != settings.provisioning]
+    if not absent:
+        return None
+    return k8s.V1Affinity(
+        node_affinity=k8s.V1NodeAffinity(
+            required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(
+                node_selector_terms=[
+                    k8s.V1NodeSelectorTerm(
+                        match_expressions=[
+                            k8s.V1NodeSelectorRequirement(key=key, operator="DoesNotExist") for key in absent
+                        ]
+                    )
+                ]
+            )
+        )
+    )
+
+
 def tolerations(settings: GkeSettings) -> list[k8s.V1Toleration]:
-    """GKE taints GPU nodes with nvidia.com/gpu; spot and queued-provisioning pools carry their own."""
-    result = [k8s.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")]
+    """GKE taints GPU nodes with nvidia.com/gpu; spot and queued-provisioning pools carry their own.
+
+    A CPU pod does not tolerate the GPU taint, so it never lands on (and holds) a GPU node.
+    """
+    result = []
+    if settings.gpus_per_pod:
+        result.append(k8s.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule"))
     if settings.provisioning == "spot":
         result.append(k8s.V1Toleration(key=SPOT_NODE_LABEL, operator="Equal", value="true", effect="NoSchedule"))
     elif settings.provisioning == "queued":

@@ -9,16 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# The real `cloud.google.com/gke-accelerator` node-label values GKE puts on GPU nodes.
-ACCELERATORS = (
-    "nvidia-h100-80gb",
-    "nvidia-h200-141gb",
-    "nvidia-b200",
-    "nvidia-a100-80gb",
-    "nvidia-a100-40gb",
-    "nvidia-l4",
-    "nvidia-tesla-t4",
-)
+from nightshard.gke.accelerators import ACCELERATORS, unknown_accelerator_message
 
 # on-demand: ordinary GPU nodes. spot: cheaper, preemptible (the worker commits and exits 75).
 # flex-start: DWS flex-start nodes, started for the pod. queued: DWS queued provisioning through a
@@ -84,9 +75,15 @@ GKE_SETTINGS_SCHEMA: dict[str, Any] = {
             "type": "string",
             "enum": list(ACCELERATORS),
             "default": "nvidia-l4",
-            "description": "GPU type; becomes the cloud.google.com/gke-accelerator node selector.",
+            "description": (
+                "GPU type, a real GKE node label (A100 40 GB is nvidia-tesla-a100); becomes the "
+                "cloud.google.com/gke-accelerator node selector. Ignored when gpus_per_pod is 0."
+            ),
         },
-        "gpus_per_pod": _integer("GPUs requested (and limited) per pod, nvidia.com/gpu.", 1, 0, 8),
+        "gpus_per_pod": _integer(
+            "GPUs requested (and limited) per pod, nvidia.com/gpu; 0 is a CPU pod (no GPU selector or toleration).",
+            1, 0, 16,
+        ),
         "cpu": {
             "type": "string",
             "pattern": _QUANTITY,
@@ -103,7 +100,10 @@ GKE_SETTINGS_SCHEMA: dict[str, Any] = {
             "type": "string",
             "enum": list(PROVISIONING_MODES),
             "default": "on-demand",
-            "description": "Node capacity: on-demand, spot (preemptible), flex-start or queued (DWS ProvisioningRequest).",
+            "description": (
+                "Node capacity: on-demand, spot (preemptible), flex-start (DWS, single node) or queued "
+                "(DWS ProvisioningRequest, all-or-nothing; needs gpus_per_pod >= 2, else use flex-start)."
+            ),
         },
         "local_queue": {
             "type": "string",
@@ -145,9 +145,10 @@ GKE_SETTINGS_SCHEMA: dict[str, Any] = {
             "Hard limit on one pod's run time; Kubernetes kills the pod after it.", 21600, 60
         ),
         "termination_grace_period_seconds": _integer(
-            "Seconds between SIGTERM and SIGKILL; the worker commits and exits within 30 s of SIGTERM.",
+            "Seconds between SIGTERM and SIGKILL; the worker commits and exits within 10 s of SIGTERM, "
+            "inside the 15 s GKE gives Spot pods on node shutdown whatever this says.",
             45,
-            31,
+            15,
             600,
         ),
         "scratch_size_limit": {
@@ -157,7 +158,8 @@ GKE_SETTINGS_SCHEMA: dict[str, Any] = {
             "description": "sizeLimit of the /scratch emptyDir (model cache, staged input, HOME, TMPDIR).",
         },
         "pods_per_shard": _integer(
-            "Pods per shard; above 1 they form a Kueue pod group admitted all-or-nothing.", 1, 1, 64
+            "Pods per shard; only 1 is supported (one pod per shard; a multi-pod Kueue group would wait forever).",
+            1, 1, 1,
         ),
         "failed_pod_ttl_hours": _integer(
             "Failed worker pods are kept this long for on-call, then the cleanup DAG deletes them.", 72, 1
@@ -209,6 +211,33 @@ GKE_SETTINGS_SCHEMA: dict[str, Any] = {
 }
 
 
+def gke_settings_problem(section: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """The first combination of `backend.gke` values a cluster would never run: (field, problem, fix).
+
+    Checked before the JSON schema, so a near-miss accelerator name gets the right label, not a list.
+    """
+    label = section.get("accelerator", _default("accelerator"))
+    if isinstance(label, str) and label not in ACCELERATORS:
+        return ("accelerator", unknown_accelerator_message(label), "set backend.gke.accelerator to a GKE label")
+    pods = section.get("pods_per_shard", 1)
+    if isinstance(pods, int) and pods > 1:
+        return (
+            "pods_per_shard",
+            f"{pods} pods per shard: the GKE backend launches one pod per shard, and a Kueue pod group of "
+            f"{pods} would wait forever for pods that never come",
+            "set pods_per_shard: 1 and give the pod more GPUs (gpus_per_pod) instead",
+        )
+    gpus = section.get("gpus_per_pod", _default("gpus_per_pod"))
+    if section.get("provisioning") == "queued" and isinstance(gpus, int) and gpus <= 1:
+        return (
+            "provisioning",
+            f"queued provisioning with {gpus} GPU per single-pod shard asks DWS for all-or-nothing capacity "
+            "one small shard at a time; GKE recommends flex-start for single-node work",
+            "use provisioning: flex-start (or on-demand/spot), or queued with gpus_per_pod >= 2",
+        )
+    return None
+
+
 def _default(name: str) -> Any:
     return GKE_SETTINGS_SCHEMA["properties"][name]["default"]
 
@@ -254,16 +283,17 @@ class GkeSettings:
 
     def __post_init__(self) -> None:
         # The schema guards config files; this guards settings built in code and tests.
-        if self.accelerator not in ACCELERATORS:
-            raise ValueError(
-                f"backend.gke.accelerator {self.accelerator!r} is not one of {', '.join(ACCELERATORS)}"
-            )
         if self.provisioning not in PROVISIONING_MODES:
             raise ValueError(
                 f"backend.gke.provisioning {self.provisioning!r} is not one of {', '.join(PROVISIONING_MODES)}"
             )
-        if self.pods_per_shard < 1:
-            raise ValueError(f"backend.gke.pods_per_shard must be at least 1, got {self.pods_per_shard}")
+        problem = gke_settings_problem(
+            {"accelerator": self.accelerator, "provisioning": self.provisioning,
+             "gpus_per_pod": self.gpus_per_pod, "pods_per_shard": self.pods_per_shard}
+        )
+        if problem:
+            field_name, message, fix = problem
+            raise ValueError(f"backend.gke.{field_name}: {message}; {fix}")
 
     def priority_class(self, priority: str) -> str:
         """The Kueue WorkloadPriorityClass name for "nightly" or "backfill"."""

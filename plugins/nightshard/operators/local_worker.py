@@ -10,21 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from nightshard import storage
-from nightshard.worker_exit import explain_exit, retry_can_help
+from nightshard.worker_exit import (
+    ShardFailed,
+    ShardRejected,
+    explain_exit,
+    is_deterministic_failure,
+    is_preemption,
+)
 
-# Matches the worker's own SIGTERM bound (it commits and exits within 30 s) with room to spare.
+# The worker commits and exits within 10 s of SIGTERM; this leaves a slow commit room to spare.
 WORKER_STOP_GRACE_SECONDS = 45
-
-
-class ShardFailed(AirflowException):
-    """A shard's worker failed; the message carries shard, cause and next step."""
-
-
-class ShardRejected(ShardFailed, AirflowFailException):
-    """A shard failed in a way a retry reproduces (its input does not fit, too many bad rows): no retry."""
 
 
 def worker_command(spec_uri: str) -> list[str]:
@@ -41,10 +38,12 @@ class LocalWorkerOperator(BaseOperator):
     template_fields = ("ticket",)
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, ticket: dict[str, Any], **kwargs: Any):
+    def __init__(self, *, ticket: dict[str, Any], max_preemptions: int = 3, **kwargs: Any):
         super().__init__(**kwargs)
         self.ticket = ticket
+        self.max_preemptions = max_preemptions
         self._process: subprocess.Popen[str] | None = None
+        self._killed = False  # on_kill's SIGTERM also ends in exit 75: that one is not rerun
 
     def execute(self, context: Any) -> dict[str, Any]:
         ticket = self.ticket
@@ -54,6 +53,31 @@ class LocalWorkerOperator(BaseOperator):
             return storage.read_json(ticket["result_uri"])
         command = worker_command(ticket["spec_uri"])
         self.log.info("shard %s (%s rows): %s", shard, ticket["rows"], " ".join(command))
+        preemptions = 0
+        code = self._run_worker(command, shard)
+        while is_preemption(code) and preemptions < self.max_preemptions and not self._killed:
+            # Preempted (exit 75, progress committed): run again in this try, retries untouched.
+            preemptions += 1
+            self.log.warning(
+                "shard %s: worker preempted; the retry resumes from the last checkpoint "
+                "(preemption %d of at most %d in this try)", shard, preemptions, self.max_preemptions,
+            )
+            code = self._run_worker(command, shard)
+        if code != 0:
+            cause, next_step = explain_exit(code)
+            message = (
+                f"shard {shard} failed: {cause} (exit {code}). Next step: {next_step}. "
+                f"Spec: {ticket['spec_uri']}"
+            )
+            if is_deterministic_failure(code):
+                raise ShardRejected(message + " Not retried: a retry would fail the same way.")
+            raise ShardFailed(message)
+        result = storage.read_json(ticket["result_uri"])
+        self.log.info("shard %s: %s", shard, _one_line_summary(result))
+        return result
+
+    def _run_worker(self, command: list[str], shard: str) -> int:
+        """One worker process, its output streamed into the task log; returns its exit code."""
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
             command,
@@ -70,18 +94,10 @@ class LocalWorkerOperator(BaseOperator):
             code = self._process.wait()
         finally:
             self._stop_worker()
-        if code != 0:
-            cause, next_step = explain_exit(code)
-            failure = ShardFailed if retry_can_help(code) else ShardRejected
-            raise failure(
-                f"shard {shard} failed: {cause} (exit {code}). Next step: {next_step}. "
-                f"Spec: {ticket['spec_uri']}"
-            )
-        result = storage.read_json(ticket["result_uri"])
-        self.log.info("shard %s: %s", shard, _one_line_summary(result))
-        return result
+        return code
 
     def on_kill(self) -> None:
+        self._killed = True
         self._stop_worker()
 
     def _stop_worker(self) -> None:

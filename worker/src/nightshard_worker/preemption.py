@@ -17,8 +17,9 @@ def install_stop_on_sigterm(stop: threading.Event) -> None:
     def request_stop(signum: int, _frame: object) -> None:
         if not stop.is_set():
             log.warning("%s received: stopping after the forward pass in flight, committing finished row "
-                        "groups, exiting 75 (budget %.0fs of the 30s grace period)",
-                        signal.Signals(signum).name, tuning.PREEMPTION_EXIT_BUDGET_SECONDS)
+                        "groups, exiting 75 (budget %.0fs, inside the %.0fs GKE gives a Spot pod)",
+                        signal.Signals(signum).name, tuning.PREEMPTION_EXIT_BUDGET_SECONDS,
+                        tuning.SPOT_SHUTDOWN_GRACE_SECONDS)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)

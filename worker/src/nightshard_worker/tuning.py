@@ -27,9 +27,11 @@ BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 DRIFT_HISTOGRAM_BINS = 20
 
 # The SIGTERM promise: after the signal the worker drops the row group in flight (it stops between
-# forward passes), commits what is complete and exits. The pod grace period is 30 s; we keep a
-# third of it as margin for a slow object-store commit.
-PREEMPTION_EXIT_BUDGET_SECONDS = 20.0
+# forward passes), commits what is complete and exits. On Spot node shutdown GKE gives pods about
+# 15 s whatever terminationGracePeriodSeconds says; 10 s leaves a third of it for a slow commit.
+PREEMPTION_EXIT_BUDGET_SECONDS = 10.0
+# What GKE grants a pod on Spot VM shutdown (graceful node shutdown), the bound the budget must fit.
+SPOT_SHUTDOWN_GRACE_SECONDS = 15.0
 
 # Prometheus push at the end of a shard: a gateway that does not answer in this time is reported
 # as a warning; the shard's output is already committed and must not wait on monitoring.
