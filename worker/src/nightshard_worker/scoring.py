@@ -106,6 +106,11 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: 
     output_schema = output_files.output_schema(id_field, handler.output_fields)
     result.output_bytes, result.output_sha256 = output_files.merge_chunks(
         checkpoint.output_chunks(), output_schema, spec.output_path)
+    if spec.id_index_buckets:
+        from nightshard_worker.id_index import write_index
+
+        log.info("shard %s: ids indexed in %d hash buckets at %s", spec.shard_id, spec.id_index_buckets,
+                 write_index(spec))
     result.status = STATUS_SUCCEEDED
     checkpoint.remove()
 
