@@ -129,6 +129,7 @@ def child(arguments: argparse.Namespace) -> None:
         "rows": document["input_rows"],
         "shards": len(document["planned_shards"]),
         "shard_rows": document["sharding"]["shard_rows"],
+        "phase_seconds": document["plan_seconds"],
         "xcom_bytes": len(json.dumps(pointer)) + len(json.dumps(document["shards"])),
         "plan_document_bytes": storage.file_size(pointer["plan_uri"]),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

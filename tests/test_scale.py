@@ -200,3 +200,69 @@ def test_null_and_string_ids_are_checked_and_a_missing_index_names_the_shard(tmp
 def test_id_index_buckets_bound_the_ids_one_process_holds():
     assert id_index_buckets(1) == 1
     assert id_index_buckets(1_000_000_000) == 200
+
+
+PIPELINE = """\
+name: scale_unit
+owner: tests
+schedule: null
+start_date: "2026-11-01"
+input:
+  uri: "{root}/input"
+  id_column: id
+model:
+  handler: tabular
+  version: v1
+  options:
+    feature_columns: [x]
+output:
+  uri: "{root}/output"
+"""
+
+
+def _plan(tmp_path, *, max_mapped_tasks, reprocess="missing"):
+    from nightshard.config import load_pipeline_config
+    from nightshard.run_parameters import RunParameters
+    from nightshard.steps.plan import plan_run
+
+    config_path = tmp_path / "scale_unit.yaml"
+    config_path.write_text(PIPELINE.format(root=tmp_path))
+    run = RunParameters(ds="2026-11-20", model_version="v1", shard_rows=100, reprocess=reprocess, dry_run=False)
+    return plan_run(load_pipeline_config(config_path), run, run_id="r1", max_mapped_tasks=max_mapped_tasks)
+
+
+def test_plan_grows_shards_to_max_map_length_and_says_why_and_what_start_up_costs(tmp_path, capsys):
+    partition = tmp_path / "input" / "ds=2026-11-20"
+    partition.mkdir(parents=True)
+    for index in range(3):
+        _write(partition, f"part-{index}.parquet", list(range(index * 1000, (index + 1) * 1000)), 100)
+    document = _plan(tmp_path, max_mapped_tasks=4)
+    assert len(document["shards"]) == 4 and document["sharding"] == {
+        "asked_rows": 100, "shard_rows": 750, "max_mapped_tasks": 4, "grown": True}
+    plan_log = capsys.readouterr().out  # the task log: Airflow's structlog writes to stdout
+    assert "100 rows per shard would cut 30 shards, above [core] max_map_length 4" in plan_log
+    assert "start-up: sharding.startup_seconds 60 s per shard" in plan_log
+    assert document["id_index_buckets"] == 1
+    spec = ShardSpec.from_json((tmp_path / "output" / "scale_unit" / "model_version=v1" / "_staging"
+                                / "ds=2026-11-20" / "_specs" / f"part-{document['shards'][0]['shard_id']}.json")
+                               .read_text())
+    assert spec.id_index_buckets == 1 and spec.id_index_dir.endswith("_staging/ds=2026-11-20/_ids")
+
+
+def test_a_committed_shard_counts_only_with_its_id_index(tmp_path):
+    from nightshard_worker.contract import STATUS_SUCCEEDED, ShardResult
+
+    partition = tmp_path / "input" / "ds=2026-11-20"
+    partition.mkdir(parents=True)
+    _write(partition, "part-0.parquet", list(range(400)), 100)
+    first = _plan(tmp_path, max_mapped_tasks=1024)
+    ticket = first["shards"][0]
+    spec = ShardSpec.from_json(open(ticket["spec_uri"]).read())
+    storage.write_text_atomic(spec.output_path, "scored")
+    storage.write_text_atomic(spec.result_path, ShardResult(shard_id=spec.shard_id, status=STATUS_SUCCEEDED,
+                                                            spec_fingerprint=spec.fingerprint()).to_json())
+    assert [t["already_committed"] for t in _plan(tmp_path, max_mapped_tasks=1024)["shards"]] == [
+        False] * 4  # no id index yet: scored before the check, so scored again
+    write_index(spec)
+    assert [t["already_committed"] for t in _plan(tmp_path, max_mapped_tasks=1024)["shards"]] == [
+        True, False, False, False]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import posixpath
+import time
 from typing import Any
 
 from nightshard_worker.contract import (
@@ -75,7 +77,9 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         needed = required_columns(model)
     except RequirementError as error:
         raise PlanError(f"{config.source}: {error}") from None
+    clock = time.perf_counter()
     footers = read_footers(partition)
+    footer_seconds = time.perf_counter() - clock
     if not footers:
         raise PlanError(
             f"{partition} holds no Parquet files although its marker exists. Ask the upstream job to "
@@ -110,9 +114,12 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         for shard in planned
     ]
 
+    # one listing instead of a lookup per shard (three requests each on GCS for a missing object)
+    results_present = {posixpath.basename(uri) for uri, _ in storage.list_file_sizes(storage.join(staging, "_results"))}
+
     def stage(spec: ShardSpec) -> dict[str, Any]:
         spec_uri = storage.join(staging, "_specs", f"{shard_file_stem(spec.shard_id)}.json")
-        committed = _already_committed(spec)
+        committed = posixpath.basename(spec.result_path) in results_present and _already_committed(spec)
         if not run.dry_run:
             storage.write_text_atomic(spec_uri, spec.to_json())
         return {
@@ -127,8 +134,12 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         }
 
     # one object per shard, each a round trip on an object store: checked and written concurrently
+    clock = time.perf_counter()
     tickets = list(storage.map_bounded(stage, specs))
+    spec_seconds = time.perf_counter() - clock
     del specs
+    log.info("plan read %d footers in %.1f s and checked and wrote %d specs in %.1f s (%d in flight)",
+             len(footers), footer_seconds, len(tickets), spec_seconds, storage.DEFAULT_CONCURRENCY)
 
     log.info("%s", shard_table(tickets, partition=partition, input_rows=input_rows, files=len(footers)))
     estimate = log_estimate(config, run.model_version, run.ds,
@@ -148,6 +159,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         "staging": staging,
         "planned_shards": tickets,
         "sharding": sizing.as_dict(),
+        "plan_seconds": {"footers": round(footer_seconds, 3), "specs": round(spec_seconds, 3)},
         "id_index_buckets": buckets,
         "estimate": estimate,
         "planned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # run duration starts here
