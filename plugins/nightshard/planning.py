@@ -207,7 +207,7 @@ def startup_share_line(startup_seconds: float, shard_rows: int, rows_per_second:
         # without a throughput, say what throughput keeps start-up under a tenth
         return (f"start-up: sharding.startup_seconds {startup_seconds:g} s per shard; no throughput from earlier "
                 f"runs yet, so its share is unknown: it stays under 10% while a shard of {shard_rows} rows takes "
-                f">= {9 * startup_seconds:g} s to score (<= {shard_rows / (9 * startup_seconds):.0f} rows/s)")
+                f">= {9 * startup_seconds:g} s to score (<= {shard_rows / (9 * startup_seconds):.3g} rows/s)")
     share = startup_share(startup_seconds, shard_rows, rows_per_second)
     advice = "" if share <= 0.1 else (
         f"; more than a tenth: raise sharding.target_rows to >= {math.ceil(9 * startup_seconds * rows_per_second)} "
