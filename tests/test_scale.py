@@ -266,3 +266,16 @@ def test_a_committed_shard_counts_only_with_its_id_index(tmp_path):
     write_index(spec)
     assert [t["already_committed"] for t in _plan(tmp_path, max_mapped_tasks=1024)["shards"]] == [
         True, False, False, False]
+
+
+def test_infer_runs_in_the_configured_pool_with_the_configured_shards_in_flight(tmp_path):
+    from nightshard.config import load_pipeline_config
+    from nightshard.dag_factory import build_pipeline_dag
+
+    config_path = tmp_path / "scale_unit.yaml"
+    config_path.write_text(PIPELINE.format(root=tmp_path) + "backend:\n  infer_pool: gpu_l4\n  max_active_shards: 7\n")
+    infer = build_pipeline_dag(load_pipeline_config(config_path)).get_task("infer")
+    assert (infer.pool, infer.max_active_tis_per_dagrun) == ("gpu_l4", 7)
+    config_path.write_text(PIPELINE.format(root=tmp_path))
+    infer = build_pipeline_dag(load_pipeline_config(config_path)).get_task("infer")
+    assert (infer.pool, infer.max_active_tis_per_dagrun) == ("default_pool", None)
