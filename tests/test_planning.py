@@ -87,33 +87,19 @@ def test_read_footers_reports_a_truncated_file(tmp_path):
         read_footers(str(tmp_path))
 
 
-def write_ids(folder, name, ids):
-    pq.write_table(pa.table({"id": ids, "x": [0.0] * len(ids)}), folder / name, row_group_size=2)
+def test_read_footers_reads_a_footer_longer_than_one_tail_read(tmp_path, monkeypatch):
+    from nightshard import planning
+
+    monkeypatch.setattr(planning, "FOOTER_TAIL_BYTES", 64)  # every footer needs the second read
+    pq.write_table(pa.table({"id": list(range(30)), "x": [1.0] * 30}), tmp_path / "part-0.parquet", row_group_size=7)
+    [only] = read_footers(str(tmp_path))
+    assert only.row_group_rows == (7, 7, 7, 7, 2)
+    assert only.size_bytes == (tmp_path / "part-0.parquet").stat().st_size
 
 
-def test_unique_ids_pass(tmp_path):
-    write_ids(tmp_path, "a.parquet", [1, 2, 3])
-    write_ids(tmp_path, "b.parquet", [4, 5])
-    from nightshard.planning import check_unique_ids
-
-    check_unique_ids(read_footers(str(tmp_path)), "id")
-
-
-def test_duplicate_ids_across_files_are_refused_with_their_rows(tmp_path):
-    from nightshard.planning import check_unique_ids
-
-    write_ids(tmp_path, "a.parquet", [1, 2, 3])
-    write_ids(tmp_path, "b.parquet", [4, 2])
-    with pytest.raises(PlanError) as raised:
-        check_unique_ids(read_footers(str(tmp_path)), "id")
-    message = str(raised.value)
-    assert "1 duplicated ids, e.g. [2]" in message
-    assert "a.parquet row 1" in message and "b.parquet row 1" in message
-
-
-def test_null_ids_are_refused(tmp_path):
-    from nightshard.planning import check_unique_ids
-
-    pq.write_table(pa.table({"id": pa.array(["a", None, "c"])}), tmp_path / "a.parquet")
-    with pytest.raises(PlanError, match=r"1 null ids \(.*a.parquet row 1\)"):
-        check_unique_ids(read_footers(str(tmp_path)), "id")
+def test_read_footers_keeps_file_order_with_many_in_flight_and_shares_one_schema(tmp_path):
+    for index in range(40):
+        pq.write_table(pa.table({"id": list(range(index + 1))}), tmp_path / f"part-{index:03d}.parquet")
+    footers = read_footers(str(tmp_path), concurrency=8)
+    assert [f.rows for f in footers] == list(range(1, 41))
+    assert len({id(f.columns) for f in footers}) == 1  # memory grows with files, not with schemas per file

@@ -107,8 +107,8 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "type": "boolean",
                         "default": True,
                         "description": (
-                            "plan reads the id column and refuses a partition with null or duplicated ids "
-                            "(one column read, no feature data)."
+                            "Refuse to publish a partition with null or duplicated ids: each worker indexes "
+                            "its shard's ids by hash bucket, validate checks one bucket at a time."
                         ),
                     },
                     "marker": {
@@ -242,7 +242,17 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "default": 100000,
                         "description": (
                             "Rows per shard to aim for; shards are cut on row-group boundaries, so a shard "
-                            "holds whole row groups."
+                            "holds whole row groups. Shards grow past it when the partition would need more "
+                            "mapped tasks than Airflow's [core] max_map_length (the plan log says so)."
+                        ),
+                    },
+                    "startup_seconds": {
+                        "type": "number",
+                        "minimum": 0,
+                        "default": 60,
+                        "description": (
+                            "Seconds a shard spends before scoring (pod start, image pull, model load); plan "
+                            "logs the share of GPU time it costs at the chosen shard size."
                         ),
                     },
                 },
@@ -294,6 +304,23 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "enum": ["local", "gke"],
                         "default": "local",
                         "description": "local runs the worker as a subprocess; gke runs one GPU pod per shard.",
+                    },
+                    "infer_pool": {
+                        "type": "string",
+                        "default": "default_pool",
+                        "description": (
+                            "Airflow pool the infer tasks run in: its slots cap shards in flight across every "
+                            "run and DAG that share it (see docs/scale.md)."
+                        ),
+                    },
+                    "max_active_shards": {
+                        "type": ["integer", "null"],
+                        "minimum": 1,
+                        "default": None,
+                        "description": (
+                            "max_active_tis_per_dagrun of infer: shards in flight per run; null leaves it to "
+                            "the pool and [core] parallelism."
+                        ),
                     },
                     "gke": gke_schema,
                 },

@@ -101,33 +101,38 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
 
         @task
         def plan(**context: Any) -> list[dict[str, Any]]:
-            """Returns the shard tickets infer maps over; the whole plan goes to XCom key 'plan'."""
+            """Returns the shard tickets infer maps over; XCom key 'plan' points at the plan document."""
+            from nightshard.plan_document import write_plan
             from nightshard.steps.plan import plan_run
 
             run = run_parameters_from_context(config, context)
             document = plan_run(config, run, run_id=context["run_id"])
-            context["ti"].xcom_push(key="plan", value=document)
+            context["ti"].xcom_push(key="plan", value=write_plan(document))
             return document["shards"]
 
         @task
         def validate(plan: dict[str, Any], results: Any) -> dict[str, Any]:
+            from nightshard.plan_document import load_plan
             from nightshard.steps.validate import validate_run
 
-            return validate_run(config, plan, list(results))
+            return validate_run(config, load_plan(plan), list(results))
 
         @task
         def cost(plan: dict[str, Any], results: Any, validation: dict[str, Any]) -> dict[str, Any]:
+            from nightshard.plan_document import load_plan
             from nightshard.steps.report_cost import cost_run
 
-            return cost_run(config, plan, list(results))
+            return cost_run(config, load_plan(plan), list(results))
 
         @task(outlets=[asset])
         def publish(
             plan: dict[str, Any], results: Any, validation: dict[str, Any], cost: dict[str, Any], **context: Any
         ) -> dict[str, Any]:
+            from nightshard.plan_document import load_plan
             from nightshard.steps.publish import publish_run
             from nightshard.steps.report_run import report_run
 
+            plan = load_plan(plan)  # read before publish removes the staging area it lives in
             published = publish_run(config, plan, list(results), validation, cost)
             # run_report.html and the run metrics; neither can fail a run that is already published
             published.update(report_run(config, plan, list(results), validation, cost, published))
@@ -143,7 +148,7 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
         def notify(plan: dict[str, Any], published: dict[str, Any], cost: dict[str, Any]) -> dict[str, Any]:
             from nightshard.steps.notify import notify_run
 
-            return notify_run(config, plan, published, cost)
+            return notify_run(config, plan, published, cost)  # the pointer's header: the document is gone
 
         tickets = plan()
         the_plan = tickets["plan"]
@@ -158,8 +163,13 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
 
 
 def build_infer(config: PipelineConfig, tickets: Any) -> Any:
-    """One mapped task per shard, on the backend the config names."""
+    """One mapped task per shard, on the backend the config names, in the pool and limits it names."""
     backend = config.section("backend")
+    limits = {
+        "pool": backend["infer_pool"],
+        "max_active_tis_per_dagrun": backend["max_active_shards"],
+        "max_preemptions": config.document["max_preemptions"],
+    }
     if backend["kind"] == "gke":
         from nightshard.gke.operator import map_shard_pods
 
@@ -168,11 +178,9 @@ def build_infer(config: PipelineConfig, tickets: Any) -> Any:
             gke=backend.get("gke") or {},
             pipeline=config.name,
             model_version=config.section("model")["version"],
-            max_preemptions=config.document["max_preemptions"],
+            **limits,
         )
-    return LocalWorkerOperator.partial(
-        task_id="infer", max_preemptions=config.document["max_preemptions"]
-    ).expand(ticket=tickets)
+    return LocalWorkerOperator.partial(task_id="infer", **limits).expand(ticket=tickets)
 
 
 def dag_documentation(config: PipelineConfig) -> str:

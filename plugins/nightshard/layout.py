@@ -15,6 +15,7 @@ from nightshard.storage import join
 SUCCESS_MARKER = "_SUCCESS"
 MANIFEST_FILE = "_manifest.json"
 QUARANTINE_DIR = "_quarantine"
+ID_INDEX_DIR = "_ids"  # each shard's ids by hash bucket, for validate's uniqueness check
 STAGING_OWNER_FILE = "_owner.json"  # the run id of the latest plan of a date: only it may publish
 
 

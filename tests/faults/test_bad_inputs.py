@@ -85,8 +85,10 @@ BAD_INPUTS = {
     "empty_partition": ("2026-11-12", empty_partition, {}, "plan",
                         ["holds no Parquet files although its marker exists"]),
     "zero_row_files": ("2026-11-13", zero_row_files, {}, "plan", ["every file has zero rows"]),
-    "duplicate_ids": ("2026-11-14", duplicate_ids, {}, "plan",
-                      ["column 'customer_id' has 2 duplicated ids", "part-00001.parquet row 10"]),
+    # checked after scoring, from the workers' id indexes: validate refuses, nothing is published
+    "duplicate_ids": ("2026-11-14", duplicate_ids, {}, "validate",
+                      ["column 'customer_id' has 2 duplicated ids", "part-00001.parquet row group 0 row 10",
+                       "part-00000.parquet row group 0 row 0"]),
     "ds_path_traversal": ("2026-11-16", None, {"ds": "../../etc"}, "plan", ["'../../etc'"]),
     "model_version_shell": ("2026-11-17", None, {"model_version": "v1;reboot"}, "plan", ["v1;reboot"]),
     "shard_rows_out_of_range": ("2026-11-18", None, {"shard_rows": 0}, "plan", ["shard_rows"]),
@@ -134,7 +136,8 @@ def test_bad_input_fails_with_a_clear_error_and_writes_nothing(runs, label):
         assert text in error, f"{text!r} not in:\n{error[-3000:]}"
     for version in {"v1", conf.get("model_version", "v1")}:
         assert_unpublished(f"bad input: {label}", risk_output(home, ds, version), input_rows=3000)
-        assert not risk_staging(home, ds, version).exists()
+        if task == "plan":  # a run refused later keeps its scored shards in staging, unpublished
+            assert not risk_staging(home, ds, version).exists()
     # the partition published before the bad runs still matches its manifest
     accepted = risk_output(home, ACCEPTED_DS)
     assert_published_exactly_once(f"published partition after bad input {label}", accepted,

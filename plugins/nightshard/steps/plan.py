@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import posixpath
+import time
 from typing import Any
 
 from nightshard_worker.contract import (
@@ -15,11 +17,21 @@ from nightshard_worker.contract import (
     ShardSpec,
     shard_file_stem,
 )
+from nightshard_worker import id_index
 from nightshard_worker.input_requirements import RequirementError, required_columns
 
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
-from nightshard.planning import PlanError, check_schema, check_unique_ids, cut_shards, read_footers, shard_id
+from nightshard.planning import (
+    PlanError,
+    check_schema,
+    cut_shards,
+    id_index_buckets,
+    read_footers,
+    shard_id,
+    size_shards,
+    startup_share_line,
+)
 from nightshard.run_estimate import log_estimate
 from nightshard.run_parameters import RunParameters
 
@@ -44,8 +56,16 @@ def runtime_spec_for(config: PipelineConfig) -> RuntimeSpec:
     return RuntimeSpec(**runtime)
 
 
-def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict[str, Any]:
-    """Plan the run; returns the plan document that later tasks read from XCom."""
+def max_map_length() -> int:
+    """The deployment's `[core] max_map_length`: Airflow refuses to expand a mapped task past it."""
+    from airflow.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)
+
+
+def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
+             max_mapped_tasks: int | None = None) -> dict[str, Any]:
+    """Plan the run; returns the plan document (stored in staging by the plan task, see plan_document)."""
     partition = layout.input_partition(config, run.ds)
     model = model_spec_for(config, run.model_version)
     if model.artifact and not storage.exists(model.artifact):
@@ -57,7 +77,9 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
         needed = required_columns(model)
     except RequirementError as error:
         raise PlanError(f"{config.source}: {error}") from None
+    clock = time.perf_counter()
     footers = read_footers(partition)
+    footer_seconds = time.perf_counter() - clock
     if not footers:
         raise PlanError(
             f"{partition} holds no Parquet files although its marker exists. Ask the upstream job to "
@@ -65,11 +87,16 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
         )
     id_column = config.section("input")["id_column"]
     check_schema(footers, needed, id_column)
-    if config.section("input")["check_unique_ids"]:
-        check_unique_ids(footers, id_column)
-    planned = cut_shards(footers, run.shard_rows)
+    input_rows = sum(footer.rows for footer in footers)
+    sizing = size_shards(input_rows, run.shard_rows,
+                         max_map_length() if max_mapped_tasks is None else max_mapped_tasks)
+    log.info("%s", sizing.describe())
+    planned = cut_shards(footers, sizing.shard_rows, max_shards=sizing.max_mapped_tasks)
     if not planned:
         raise PlanError(f"{partition}: every file has zero rows; nothing to score. Ask the upstream job why")
+    # Uniqueness is checked where the data is: each worker indexes its ids by hash bucket, validate
+    # reads one bucket across all shards at a time (nightshard.id_check). 0 buckets: not checked.
+    buckets = id_index_buckets(input_rows) if config.section("input")["check_unique_ids"] else 0
 
     staging = layout.staging_partition(config, run.model_version, run.ds)
     if run.reprocess == "all" and not run.dry_run:
@@ -81,50 +108,44 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
         # runs of one date can never interleave their files in the published partition.
         storage.write_json_atomic(storage.join(staging, layout.STAGING_OWNER_FILE), {"run_id": run_id})
     runtime = runtime_spec_for(config)
-    tickets = []
-    for shard in planned:
-        identifier = shard_id(
-            shard, pipeline=config.name, ds=run.ds, model_version=run.model_version, partition_uri=partition
-        )
-        stem = shard_file_stem(identifier)
-        spec = ShardSpec(
-            pipeline=config.name,
-            ds=run.ds,
-            run_id=run_id,
-            shard_id=identifier,
-            shard_index=shard.index,
-            shard_count=len(planned),
-            inputs=shard.slices,
-            input_rows=shard.rows,
-            id_column=config.section("input")["id_column"],
-            model=model,
-            runtime=runtime,
-            output_path=storage.join(staging, f"{stem}.parquet"),
-            quarantine_path=storage.join(staging, layout.QUARANTINE_DIR, f"{stem}.parquet"),
-            result_path=storage.join(staging, "_results", f"{stem}.json"),
-            checkpoint_dir=storage.join(staging, "_checkpoints", identifier),
-        )
-        spec_uri = storage.join(staging, "_specs", f"{stem}.json")
-        committed = _already_committed(spec)
+    specs = [
+        _shard_spec(config, run, shard, run_id=run_id, partition=partition, staging=staging, model=model,
+                    runtime=runtime, shard_count=len(planned), id_index_buckets=buckets)
+        for shard in planned
+    ]
+
+    # one listing instead of a lookup per shard (three requests each on GCS for a missing object)
+    results_present = {posixpath.basename(uri) for uri, _ in storage.list_file_sizes(storage.join(staging, "_results"))}
+
+    def stage(spec: ShardSpec) -> dict[str, Any]:
+        spec_uri = storage.join(staging, "_specs", f"{shard_file_stem(spec.shard_id)}.json")
+        committed = posixpath.basename(spec.result_path) in results_present and _already_committed(spec)
         if not run.dry_run:
             storage.write_text_atomic(spec_uri, spec.to_json())
-        tickets.append(
-            {
-                "shard_id": identifier,
-                "shard_index": shard.index,
-                "shard_count": len(planned),
-                "rows": shard.rows,
-                "model_version": run.model_version,
-                "spec_uri": spec_uri,
-                "result_uri": spec.result_path,
-                "already_committed": committed,
-            }
-        )
+        return {
+            "shard_id": spec.shard_id,
+            "shard_index": spec.shard_index,
+            "shard_count": spec.shard_count,
+            "rows": spec.input_rows,
+            "model_version": run.model_version,
+            "spec_uri": spec_uri,
+            "result_uri": spec.result_path,
+            "already_committed": committed,
+        }
 
-    input_rows = sum(footer.rows for footer in footers)
+    # one object per shard, each a round trip on an object store: checked and written concurrently
+    clock = time.perf_counter()
+    tickets = list(storage.map_bounded(stage, specs))
+    spec_seconds = time.perf_counter() - clock
+    del specs
+    log.info("plan read %d footers in %.1f s and checked and wrote %d specs in %.1f s (%d in flight)",
+             len(footers), footer_seconds, len(tickets), spec_seconds, storage.DEFAULT_CONCURRENCY)
+
     log.info("%s", shard_table(tickets, partition=partition, input_rows=input_rows, files=len(footers)))
     estimate = log_estimate(config, run.model_version, run.ds,
                             [t["rows"] for t in tickets if not t["already_committed"]])
+    log.info("%s", startup_share_line(config.section("sharding")["startup_seconds"], sizing.shard_rows,
+                                      estimate["rows_per_second_per_worker"] if estimate else None))
     return {
         "pipeline": config.name,
         "ds": run.ds,
@@ -137,6 +158,9 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
         "input_columns": footers[0].columns,
         "staging": staging,
         "planned_shards": tickets,
+        "sharding": sizing.as_dict(),
+        "plan_seconds": {"footers": round(footer_seconds, 3), "specs": round(spec_seconds, 3)},
+        "id_index_buckets": buckets,
         "estimate": estimate,
         "planned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # run duration starts here
         # infer maps over this list; a dry run maps over nothing and everything after it skips
@@ -144,16 +168,51 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
     }
 
 
+# A task log of thousands of shard lines is read by nobody; the rest are in the plan document.
+SHARD_TABLE_LINES = 50
+
+
 def shard_table(tickets: list[dict[str, Any]], *, partition: str, input_rows: int, files: int) -> str:
-    """The plan as on-call reads it in the task log."""
+    """The plan as on-call reads it in the task log: the first SHARD_TABLE_LINES shards, then a count."""
+    committed = sum(1 for ticket in tickets if ticket["already_committed"])
     lines = [
-        f"plan for {partition}: {files} files, {input_rows} rows, {len(tickets)} shards",
+        f"plan for {partition}: {files} files, {input_rows} rows, {len(tickets)} shards "
+        f"({committed} committed earlier)",
         f"{'shard':<16} {'rows':>12}  status",
     ]
-    for ticket in tickets:
+    for ticket in tickets[:SHARD_TABLE_LINES]:
         status = "committed earlier, skipped" if ticket["already_committed"] else "to score"
         lines.append(f"{ticket['shard_id']:<16} {ticket['rows']:>12}  {status}")
+    if len(tickets) > SHARD_TABLE_LINES:
+        lines.append(f"... {len(tickets) - SHARD_TABLE_LINES} more shards, listed in the plan document")
     return "\n".join(lines)
+
+
+def _shard_spec(config: PipelineConfig, run: RunParameters, shard, *, run_id: str, partition: str, staging: str,
+                model: ModelSpec, runtime: RuntimeSpec, shard_count: int, id_index_buckets: int) -> ShardSpec:
+    identifier = shard_id(
+        shard, pipeline=config.name, ds=run.ds, model_version=run.model_version, partition_uri=partition
+    )
+    stem = shard_file_stem(identifier)
+    return ShardSpec(
+        pipeline=config.name,
+        ds=run.ds,
+        run_id=run_id,
+        shard_id=identifier,
+        shard_index=shard.index,
+        shard_count=shard_count,
+        inputs=shard.slices,
+        input_rows=shard.rows,
+        id_column=config.section("input")["id_column"],
+        model=model,
+        runtime=runtime,
+        output_path=storage.join(staging, f"{stem}.parquet"),
+        quarantine_path=storage.join(staging, layout.QUARANTINE_DIR, f"{stem}.parquet"),
+        result_path=storage.join(staging, "_results", f"{stem}.json"),
+        checkpoint_dir=storage.join(staging, "_checkpoints", identifier),
+        id_index_dir=storage.join(staging, layout.ID_INDEX_DIR) if id_index_buckets else "",
+        id_index_buckets=id_index_buckets,
+    )
 
 
 def _already_committed(spec: ShardSpec) -> bool:
@@ -168,4 +227,6 @@ def _already_committed(spec: ShardSpec) -> bool:
         result.status == STATUS_SUCCEEDED
         and result.spec_fingerprint == spec.fingerprint()
         and storage.exists(spec.output_path)
+        # a shard scored before the uniqueness check was on has no id index: score it again
+        and (not spec.id_index_buckets or storage.exists(id_index.index_uri(spec.id_index_dir, spec.shard_id)))
     )

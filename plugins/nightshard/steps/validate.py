@@ -31,11 +31,18 @@ def validate_run(config: PipelineConfig, plan: dict[str, Any], results: list[dic
     settings = config.section("validation")
     checks = reconcile(plan, results, settings["max_quarantine_fraction"])
     if all(check.passed for check in checks):
-        footers = {r["shard_id"]: read_output_footer(r["output_path"]) for r in results}
+        footers = dict(zip([r["shard_id"] for r in results],
+                           storage.map_bounded(read_output_footer, [r["output_path"] for r in results])))
         id_column = config.section("input")["id_column"]
         checks += check_outputs(
             results, footers, id_column=id_column, input_id_type=plan["input_columns"][id_column]
         )
+        if plan.get("id_index_buckets"):
+            from nightshard.id_check import check_unique_ids
+
+            checks.append(check_unique_ids(
+                storage.join(plan["staging"], layout.ID_INDEX_DIR), [t["shard_id"] for t in plan["planned_shards"]],
+                buckets=plan["id_index_buckets"], id_column=id_column))
     histogram = merge_histograms([r.get("histogram") for r in results])
     previous = previous_published_manifest(config, plan["model_version"], plan["ds"])
     drift, psi = drift_check(

@@ -96,6 +96,10 @@ class ShardSpec:
     quarantine_path: str  # bad rows with the reason, written atomically
     result_path: str  # where the worker writes its ShardResult JSON
     checkpoint_dir: str  # committed chunks and the progress record live here
+    # The shard's ids by hash bucket, for the run's uniqueness check (nightshard_worker.id_index);
+    # 0 buckets: no index. Not in the fingerprint: the index describes the input, not the output.
+    id_index_dir: str = ""
+    id_index_buckets: int = 0
     contract_version: int = CONTRACT_VERSION
 
     def fingerprint(self) -> str:

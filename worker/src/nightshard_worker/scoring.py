@@ -108,6 +108,11 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: 
         checkpoint.output_chunks(), output_schema, spec.output_path)
     if handler.truncation_column:
         result.rows_truncated = output_files.count_true(spec.output_path, handler.truncation_column)
+    if spec.id_index_buckets:
+        from nightshard_worker.id_index import write_index
+
+        log.info("shard %s: ids indexed in %d hash buckets at %s", spec.shard_id, spec.id_index_buckets,
+                 write_index(spec))
     result.status = STATUS_SUCCEEDED
     checkpoint.remove()
 

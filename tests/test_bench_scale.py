@@ -1,0 +1,43 @@
+"""The scale benchmarks run end to end at tiny sizes (the real sizes run by hand: bench/README.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+HANG_GUARD_SECONDS = 300  # not a speed check
+
+
+def run_bench(module: str, *arguments: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
+    completed = subprocess.run([sys.executable, "-m", module, *arguments], cwd=REPO, env=environment,
+                               capture_output=True, text=True, timeout=HANG_GUARD_SECONDS)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed
+
+
+def test_plan_scale_plans_real_and_synthetic_partitions_within_max_map_length(tmp_path: Path) -> None:
+    output = tmp_path / "plan_scale.json"
+    run_bench("bench.plan_scale", "--files", "3,20", "--real-up-to", "3", "--output", str(output))
+    real, synthetic = json.loads(output.read_text())["runs"]
+    assert (real["store"], real["files"], real["rows"], real["shards"]) == ("local", 3, 300_000, 3)
+    assert (synthetic["store"], synthetic["files"], synthetic["shards"]) == ("synthetic footers", 20, 20)
+    assert real["peak_rss_bytes"] > 0 and set(real["phase_seconds"]) == {"footers", "specs"}
+
+
+def test_triggerer_load_holds_deferred_pods_and_reports_memory_and_lag(tmp_path: Path) -> None:
+    output = tmp_path / "triggerer.json"
+    run_bench("bench.triggerer_load", "--pods", "3", "--hold", "1", "--poll-interval", "1", "--output", str(output))
+    report = json.loads(output.read_text())
+    assert report["pods"] == 3 and report["events_ok"] == 3
+    assert report["peak_rss_bytes"] >= report["rss_before_bytes"] > 0
+    assert set(report["lag_while_held_ms"]) == {"p50", "p99", "max"}
