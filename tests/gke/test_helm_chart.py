@@ -334,3 +334,25 @@ def test_notes_name_the_dws_objects_and_the_google_service_account_when_enabled(
     assert "DWS queued provisioning" in notes
     assert "kubectl label namespace nightshard-staging nightshard.io/enabled=true" in notes
     assert "acting as nightshard-worker@acme-ml.iam.gserviceaccount.com" in notes
+
+
+@pytest.mark.parametrize("kueue_version", ["v0.13.4", "v0.19.2"])
+def test_every_cel_rule_of_the_vendored_crds_compiles_so_none_is_skipped_silently(kueue_version):
+    from crd_check import _program, crd_schemas
+
+    rules: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            rules.extend(v["rule"] for v in node.get("x-kubernetes-validations", []))
+            for child in node.values():
+                collect(child)
+        elif isinstance(node, list):
+            for child in node:
+                collect(child)
+
+    for schema in crd_schemas(kueue_version).values():
+        collect(schema)
+    assert rules
+    for rule in rules:
+        _program(rule)  # raises on a rule cel-python cannot compile

@@ -185,8 +185,8 @@ def check_admission(
     if flavor.provisioning != settings.provisioning:
         verdict.problems.append(
             f"admitted to the wrong flavor: {flavor.name!r} is {flavor.provisioning}, the pipeline asked for "
-            f"{settings.provisioning}. Fix: list a {settings.provisioning} flavor of {settings.accelerator} "
-            f"before {flavor.name!r} in kueue.flavors"
+            f"{settings.provisioning}. Fix: add a {settings.provisioning} flavor of {settings.accelerator} to "
+            "kueue.flavors (the ClusterQueue tries it before on-demand ones)"
         )
     if flavor.provisioning == "queued" and not kueue["queuedProvisioning"]["enabled"]:
         verdict.problems.append(
