@@ -22,8 +22,20 @@ def load_handler(model: Any, device: str, precision: str):
 def forward_on_host(handler, batch: dict, precision: str) -> dict:
     """One forward pass over a batch already on the handler's device; outputs as numpy, waited for."""
     from nightshard_worker import device as devices
-    from nightshard_worker.predict import _to_numpy
 
     with devices.forward_context(handler.device, precision):
         outputs = handler.predict(batch)
-    return {name: _to_numpy(value) for name, value in outputs.items()}
+    return {name: _waited_on_host(value) for name, value in outputs.items()}
+
+
+def _waited_on_host(value):
+    """A device output as numpy, waiting for it (the baselines score one batch at a time)."""
+    import numpy as np
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return np.asarray(value)
+    value = value.detach()
+    if value.is_floating_point() and value.dtype != torch.float32:
+        value = value.float()  # bf16/fp16 from autocast: numpy has no bf16
+    return value.cpu().numpy()

@@ -1,7 +1,7 @@
 """Planning: read Parquet footers only, check the schema, cut deterministic row-balanced shards.
 
-`read_footers` is the only function here that does I/O (footers, never data pages); the rest are
-pure and table-tested. A shard is a run of whole row groups, so a worker reads exactly what the
+`data_files`, `read_footers` and `read_footer` do the I/O (a listing and footers, never data pages);
+the rest are pure and table-tested. A shard is a run of whole row groups, so a worker reads exactly what the
 planner promised and the id of a shard depends only on what it holds.
 """
 

@@ -51,7 +51,8 @@ def read_shard_result(result_uri: str) -> dict[str, Any]:
 class ShardPodOperator(KubernetesPodOperator):
     """Runs one shard ticket as a GPU pod on GKE and returns the worker's ShardResult as XCom."""
 
-    template_fields = (*KubernetesPodOperator.template_fields, "ticket", "gke", "pipeline", "model_version")
+    # `gke` is not templated: it is parsed into settings in __init__, before templates render.
+    template_fields = (*KubernetesPodOperator.template_fields, "ticket", "pipeline", "model_version")
     ui_color = "#e3ecfa"
 
     def __init__(
@@ -181,9 +182,6 @@ class ShardPodOperator(KubernetesPodOperator):
             result.get("rows_quarantined"),
         )
         return result
-
-    # The name the deferral protocol of other operators uses; both routes land in trigger_reentry.
-    execute_complete = trigger_reentry
 
     def _resume_after_preemption(self, context: Any, event: Mapping[str, Any], error: Exception) -> None:
         """A new pod in the same try, up to max_preemptions; it resumes from the last checkpoint."""

@@ -1,8 +1,10 @@
 """Build the pod for one shard: a pure function of the settings and the shard ticket.
 
-The operator only sends what `build_worker_pod` returns, so every rule of a worker pod (GPU node,
-Kueue queue and priority, restricted Pod Security Standard, scratch volume, labels an on-call
-engineer can select by) is tested here, without a cluster.
+Every rule of a worker pod (GPU node, Kueue queue and priority, restricted Pod Security Standard,
+scratch volume, labels an on-call engineer can select by) is decided here and tested without a
+cluster. The operator sends this pod through KubernetesPodOperator.build_pod_request_obj, which
+overwrites a few container fields (the operator passes those itself); tests/gke check the request
+object it really sends.
 """
 
 from __future__ import annotations
@@ -131,7 +133,6 @@ def worker_container(settings: GkeSettings, ticket: Mapping[str, Any]) -> k8s.V1
     env = [
         k8s.V1EnvVar(name="HOME", value=SCRATCH_MOUNT),
         k8s.V1EnvVar(name="TMPDIR", value=f"{SCRATCH_MOUNT}/tmp"),
-        k8s.V1EnvVar(name="NIGHTSHARD_SCRATCH", value=SCRATCH_MOUNT),
         *(k8s.V1EnvVar(name=key, value=value) for key, value in settings.env),
     ]
     return k8s.V1Container(

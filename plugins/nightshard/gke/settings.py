@@ -17,6 +17,9 @@ from nightshard.gke.accelerators import ACCELERATORS, unknown_accelerator_messag
 PROVISIONING_MODES = ("on-demand", "spot", "flex-start", "queued")
 
 PRIORITIES = ("nightly", "backfill")
+# The chart's WorkloadPriorityClass names (helm/nightshard values kueue.priorityClasses): the one home of
+# the defaults the schema, the settings object and from_config share.
+DEFAULT_PRIORITY_CLASSES = {"nightly": "nightshard-nightly", "backfill": "nightshard-backfill"}
 
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -26,7 +29,7 @@ _LABEL_VALUE = r"^(|[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$"
 
 # Environment variables the pod builder owns; a user `env` entry with one of these names would
 # silently break the worker's scratch layout, so the schema rejects them.
-RESERVED_ENV = ("HOME", "TMPDIR", "NIGHTSHARD_SCRATCH")
+RESERVED_ENV = ("HOME", "TMPDIR")
 
 
 def _integer(description: str, default: int, minimum: int, maximum: int | None = None) -> dict[str, Any]:
@@ -115,18 +118,18 @@ GKE_SETTINGS_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "description": "Kueue WorkloadPriorityClass names for scheduled runs and for backfills/manual runs.",
-            "default": {"nightly": "nightshard-nightly", "backfill": "nightshard-backfill"},
+            "default": dict(DEFAULT_PRIORITY_CLASSES),
             "properties": {
                 "nightly": {
                     "type": "string",
                     "pattern": _DNS_LABEL,
-                    "default": "nightshard-nightly",
+                    "default": DEFAULT_PRIORITY_CLASSES["nightly"],
                     "description": "WorkloadPriorityClass of scheduled nightly runs.",
                 },
                 "backfill": {
                     "type": "string",
                     "pattern": _DNS_LABEL,
-                    "default": "nightshard-backfill",
+                    "default": DEFAULT_PRIORITY_CLASSES["backfill"],
                     "description": "WorkloadPriorityClass of backfills and manual runs (preemptible by nightly).",
                 },
             },
@@ -267,8 +270,8 @@ class GkeSettings:
     memory: str = _default("memory")
     provisioning: str = _default("provisioning")
     local_queue: str = _default("local_queue")
-    nightly_priority_class: str = "nightshard-nightly"
-    backfill_priority_class: str = "nightshard-backfill"
+    nightly_priority_class: str = DEFAULT_PRIORITY_CLASSES["nightly"]
+    backfill_priority_class: str = DEFAULT_PRIORITY_CLASSES["backfill"]
     queue_timeout_seconds: int = _default("queue_timeout_seconds")
     startup_timeout_seconds: int = _default("startup_timeout_seconds")
     active_deadline_seconds: int = _default("active_deadline_seconds")
@@ -319,8 +322,8 @@ class GkeSettings:
         tolerations = raw.pop("tolerations", None) or []
         return cls(
             **raw,
-            nightly_priority_class=priorities.get("nightly", "nightshard-nightly"),
-            backfill_priority_class=priorities.get("backfill", "nightshard-backfill"),
+            nightly_priority_class=priorities.get("nightly", DEFAULT_PRIORITY_CLASSES["nightly"]),
+            backfill_priority_class=priorities.get("backfill", DEFAULT_PRIORITY_CLASSES["backfill"]),
             env=tuple(sorted((str(k), str(v)) for k, v in env.items())),
             node_selector=tuple(sorted((str(k), str(v)) for k, v in node_selector.items())),
             tolerations=tuple(Toleration(**t) for t in tolerations),

@@ -149,13 +149,6 @@ def _host_numpy(value: Any) -> np.ndarray:
     return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    """A device output on the host, waiting for it: for callers that score one batch at a time."""
-    if isinstance(value, torch.Tensor):
-        return _numpy_dtype(value).cpu().numpy()
-    return np.asarray(value)
-
-
 def _numpy_dtype(value: torch.Tensor) -> torch.Tensor:
     if value.is_floating_point() and value.dtype != torch.float32:
         return value.detach().float()  # bf16/fp16 from autocast: numpy has no bf16

@@ -75,15 +75,6 @@ def plan_steps(units: list[Unit], min_rows: int) -> list[Step]:
     return steps
 
 
-def plan_units(spec: ShardSpec) -> list[Unit]:
-    """The shard's row groups in spec order; unit indices are stable across attempts."""
-    units = []
-    for input_slice in spec.inputs:
-        for row_group in input_slice.row_groups:
-            units.append(Unit(index=len(units), source_file=input_slice.path, row_group=row_group, rows=-1))
-    return units
-
-
 def read_columns(spec: ShardSpec, required_columns: dict[str, str]) -> list[str]:
     """The columns the worker reads, in read order: the id first, then what the model needs."""
     return list(dict.fromkeys([spec.id_column, *required_columns]))

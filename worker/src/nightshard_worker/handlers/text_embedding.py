@@ -44,6 +44,9 @@ class TextEmbeddingHandler(ModelHandler):
         # local_files_only: the worker never reaches a hub, the weights ship with the image.
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, use_fast=True)
         self.model = AutoModel.from_pretrained(model_dir, local_files_only=True).to(device).eval()
+        # The fast tokenizer sets its truncation and padding state on the first call; preprocess threads
+        # share it, and two first calls at once fail with "Already borrowed". One call here sets it.
+        self._tokenize(["warm-up"])
         # The drift signal: where embeddings sit along one fixed direction, cheap and model-agnostic.
         self._drift_direction = np.full(EMBEDDING_WIDTH, 1.0 / np.sqrt(EMBEDDING_WIDTH), dtype=np.float32)
 
