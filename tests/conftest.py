@@ -26,7 +26,6 @@ os.environ.setdefault("NIGHTSHARD_HOME", str(_SESSION_HOME / "home"))
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-sys.path.insert(0, str(REPO / "plugins"))
 
 
 def airflow_environment(**overrides: str) -> dict[str, str]:

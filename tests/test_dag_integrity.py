@@ -56,7 +56,6 @@ def test_every_dag_in_the_folder_has_tags_owner_and_retries():
 def test_parsing_the_dag_files_imports_no_heavy_module():
     probe = f"""
 import json, runpy, sys
-sys.path.insert(0, {str(REPO / 'plugins')!r})
 for name in ("nightshard_pipelines.py", "nightshard_config_check.py"):
     runpy.run_path({str(REPO / 'dags')!r} + "/" + name)
 print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))
@@ -75,7 +74,6 @@ def test_broken_config_is_one_import_error_naming_file_field_and_fix(tmp_path, m
     (pipelines / "broken_scores.yaml").write_text(yaml.safe_dump(broken))
     probe = f"""
 import json, sys
-sys.path.insert(0, {str(REPO / 'plugins')!r})
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={str(REPO / 'dags')!r})
 print(json.dumps({{"dags": sorted(bag.dag_ids), "errors": bag.import_errors}}))

@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +183,6 @@ class AirflowStack:
 
 
 def make_demo_home(home: Path) -> None:
-    sys.path.insert(0, str(REPO / "plugins"))
     from nightshard import demo
 
     demo.train_risk_model(home / "models", rows=2000, epochs=3)

@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-for path in (REPO_ROOT / "plugins", REPO_ROOT / "worker" / "src"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from gke_support import HELM  # noqa: E402  (after the path setup above)
+from gke_support import HELM
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from gke_support import REPO_ROOT
 from fake_kube_api import PodScript
+from gke_support import REPO_ROOT
 from kubernetes.client import models as k8s
 
 from nightshard.gke.cleanup import delete_expired_failed_pods, expired_failed_pods
@@ -91,7 +91,6 @@ def test_cleanup_dag_is_documented_and_configured_on_purpose():
 def test_parsing_the_cleanup_dag_imports_no_heavy_or_kubernetes_module():
     probe = f"""
 import json, runpy, sys
-sys.path.insert(0, {str(REPO_ROOT / 'plugins')!r})
 runpy.run_path({str(REPO_ROOT / 'dags' / 'nightshard_pod_cleanup.py')!r})
 print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pandas', 'numpy', 'kubernetes'))))
 """
