@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,15 @@ def test_rerun_after_kill_9_resumes_after_last_committed_chunk(tmp_path, tabular
     assert result.status == STATUS_SUCCEEDED and result.attempts == 2
     assert result.resumed_from_rows >= committed_rows > 0
     assert result.rows_in == ROWS
+
+    # An uninterrupted run committing all at once publishes the very same bytes.
+    clean_folder = tmp_path / "uninterrupted"
+    clean_folder.mkdir()
+    clean = slow_spec(clean_folder, tabular_artifact, commit_every=ROWS // ROW_GROUP_ROWS)
+    assert run_worker(save_spec(clean, clean_folder)).returncode == EXIT_OK
+    for resumed_file, clean_file in ((spec.output_path, clean.output_path), (spec.quarantine_path, clean.quarantine_path)):
+        assert Path(resumed_file).read_bytes() == Path(clean_file).read_bytes(), resumed_file
+    assert read_result(clean).output_sha256 == result.output_sha256
 
 
 def test_orphan_chunks_and_foreign_records_are_discarded(tmp_path, tabular_artifact):
