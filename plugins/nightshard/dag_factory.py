@@ -113,13 +113,13 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
         def validate(plan: dict[str, Any], results: Any) -> dict[str, Any]:
             from nightshard.steps.validate import validate_run
 
-            return validate_run(config, plan, list(results))
+            return validate_run(config, plan, results[:])
 
         @task
         def cost(plan: dict[str, Any], results: Any, validation: dict[str, Any]) -> dict[str, Any]:
             from nightshard.steps.report_cost import cost_run
 
-            return cost_run(config, plan, list(results))
+            return cost_run(config, plan, results[:])
 
         @task(outlets=[asset])
         def publish(
@@ -128,9 +128,9 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
             from nightshard.steps.publish import publish_run
             from nightshard.steps.report_run import report_run
 
-            published = publish_run(config, plan, list(results), validation, cost)
+            published = publish_run(config, plan, results[:], validation, cost)
             # run_report.html and the run metrics; neither can fail a run that is already published
-            published.update(report_run(config, plan, list(results), validation, cost, published))
+            published.update(report_run(config, plan, results[:], validation, cost, published))
             context["outlet_events"][asset].extra = {
                 "ds": plan["ds"],
                 "model_version": plan["model_version"],
