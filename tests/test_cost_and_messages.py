@@ -26,6 +26,17 @@ def test_cost_is_accelerator_hours_times_price_and_queue_wait_is_free():
     assert [s["cost"] for s in report["shards"]] == pytest.approx([4.0, 4.0])
 
 
+def test_killed_and_preempted_attempts_are_billed_and_counted():
+    """A shard killed after 17 s and resumed for 3 s ran 20 s on the accelerator; queue wait stays free."""
+    table = {"prices": {"nvidia-l4": {"spot": 3.6}}, "currency": "USD"}
+    shards = results((3, 1000), (10, 1000))
+    shards[0].update(attempts=2, earlier_attempts_seconds=17.0, queue_wait_seconds=600)
+    report = run_cost(shards, accelerator="nvidia-l4", provisioning="spot", accelerators_per_shard=1, table=table)
+    assert [(s["attempts"], s["billed_seconds"]) for s in report["shards"]] == [(2, 20.0), (1, 10)]
+    assert report["accelerator_hours"] == pytest.approx(30 / 3600) and report["attempts"] == 3
+    assert report["total_cost"] == pytest.approx(0.03)
+
+
 def test_shipped_price_table_covers_every_accelerator_and_mode():
     table = load_price_table()
     assert table["source"] and table["recorded"]

@@ -45,10 +45,14 @@ def run_cost(
     price = hourly_price(table, accelerator, provisioning)
     shards = []
     for result in results:
-        hours = result["wall_seconds"] * accelerators_per_shard / 3600
+        # Every attempt ran on an accelerator: a killed or preempted one is paid for too.
+        seconds = result["wall_seconds"] + result.get("earlier_attempts_seconds", 0.0)
+        hours = seconds * accelerators_per_shard / 3600
         shards.append({
             "shard_id": result["shard_id"],
             "rows": result["rows_in"],
+            "attempts": result.get("attempts", 1),
+            "billed_seconds": seconds,
             "accelerator_hours": hours,
             "queue_wait_seconds": result.get("queue_wait_seconds", 0.0),
             "cost": hours * price,
@@ -65,6 +69,7 @@ def run_cost(
         "price_recorded": table.get("recorded", ""),
         "accelerator_hours": hours,
         "queue_wait_seconds": sum(shard["queue_wait_seconds"] for shard in shards),
+        "attempts": sum(shard["attempts"] for shard in shards),
         "rows": rows,
         "total_cost": total,
         "cost_per_million_rows": total / rows * 1e6 if rows else 0.0,

@@ -115,14 +115,14 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
             from nightshard.plan_document import load_plan
             from nightshard.steps.validate import validate_run
 
-            return validate_run(config, load_plan(plan), list(results))
+            return validate_run(config, load_plan(plan), results[:])
 
         @task
         def cost(plan: dict[str, Any], results: Any, validation: dict[str, Any]) -> dict[str, Any]:
             from nightshard.plan_document import load_plan
             from nightshard.steps.report_cost import cost_run
 
-            return cost_run(config, load_plan(plan), list(results))
+            return cost_run(config, load_plan(plan), results[:])
 
         @task(outlets=[asset])
         def publish(
@@ -133,9 +133,9 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
             from nightshard.steps.report_run import report_run
 
             plan = load_plan(plan)  # read before publish removes the staging area it lives in
-            published = publish_run(config, plan, list(results), validation, cost)
+            published = publish_run(config, plan, results[:], validation, cost)
             # run_report.html and the run metrics; neither can fail a run that is already published
-            published.update(report_run(config, plan, list(results), validation, cost, published))
+            published.update(report_run(config, plan, results[:], validation, cost, published))
             context["outlet_events"][asset].extra = {
                 "ds": plan["ds"],
                 "model_version": plan["model_version"],

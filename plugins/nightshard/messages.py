@@ -96,6 +96,11 @@ def outbox_file_name(message: dict[str, Any]) -> str:
     return f"{stamp}-{kind}-{message['pipeline']}-{safe_run}{task}{shard}{attempt}.json"
 
 
+def next_step_for(task: str, cause: str) -> str:
+    """The next step a cause names ("... Next step: ..."), else the task's usual one."""
+    return _next_step(task, cause)
+
+
 def _next_step(task: str, cause: str) -> str:
     if "Next step:" in cause:
         return cause.split("Next step:", 1)[1].strip().split("\n")[0]

@@ -63,19 +63,24 @@ def throughput_points(results: list[dict[str, Any]]) -> list[tuple[float, float]
 
 
 def cost_by_stage(results: list[dict[str, Any]], cost: dict[str, Any]) -> list[tuple[str, float]]:
-    """Each shard's cost split over its stages by their share of its wall time; the rest is overhead."""
+    """Each shard's cost split over its stages by their share of its billed time (its last attempt's wall
+    time plus its earlier attempts'); the rest of the last attempt is overhead."""
     shard_cost = {shard["shard_id"]: shard["cost"] for shard in cost.get("shards", [])}
     totals: dict[str, float] = {}
     for result in results:
         wall = result["wall_seconds"]
+        earlier = result.get("earlier_attempts_seconds") or 0.0
+        billed = wall + earlier
         price = shard_cost.get(result["shard_id"], 0.0)
-        if wall <= 0:
+        if billed <= 0:
             continue
         staged = 0.0
         for stage, seconds in (result.get("stage_seconds") or {}).items():
-            totals[stage] = totals.get(stage, 0.0) + price * seconds / wall
+            totals[stage] = totals.get(stage, 0.0) + price * seconds / billed
             staged += seconds
-        totals["startup and other"] = totals.get("startup and other", 0.0) + price * max(wall - staged, 0.0) / wall
+        totals["startup and other"] = totals.get("startup and other", 0.0) + price * max(wall - staged, 0.0) / billed
+        if earlier:
+            totals["earlier attempts"] = totals.get("earlier attempts", 0.0) + price * earlier / billed
     return list(totals.items())
 
 
@@ -197,7 +202,7 @@ def _previous_label(previous_ds: Any, ds: Any) -> str:
 def _shard_table(results: list[dict[str, Any]], cost: dict[str, Any], slow: set[str], queue: list[float]) -> str:
     shard_cost = {shard["shard_id"]: shard["cost"] for shard in cost.get("shards", [])}
     head = ("<tr><th>shard</th><th>rows in</th><th>scored</th><th>quarantined</th><th>seconds</th>"
-            "<th>rows/s</th><th>queue wait s</th><th>device</th><th>peak RSS MiB</th><th>cost</th></tr>")
+            "<th>rows/s</th><th>attempts</th><th>queue wait s</th><th>device</th><th>peak RSS MiB</th><th>cost</th></tr>")
     rows = []
     for result, waited in zip(results, queue):
         wall = result["wall_seconds"]
@@ -205,7 +210,8 @@ def _shard_table(results: list[dict[str, Any]], cost: dict[str, Any], slow: set[
             f'<tr class="{"straggler" if result["shard_id"] in slow else ""}">'
             f"<td>{escape(result['shard_id'])}</td><td>{result['rows_in']:,}</td><td>{result['rows_out']:,}</td>"
             f"<td>{result['rows_quarantined']:,}</td><td>{wall:.1f}</td>"
-            f"<td>{(result['rows_in'] / wall if wall else 0):,.0f}</td><td>{waited:.1f}</td>"
+            f"<td>{(result['rows_in'] / wall if wall else 0):,.0f}</td><td>{result.get('attempts', 1)}</td>"
+            f"<td>{waited:.1f}</td>"
             f"<td>{escape(result.get('device_name') or result.get('device') or '')}</td>"
             f"<td>{(result.get('peak_rss_bytes') or 0) / 2**20:,.0f}</td>"
             f"<td>{shard_cost.get(result['shard_id'], 0.0):.5f}</td></tr>"

@@ -113,6 +113,9 @@ def runs(module_home: Path) -> dict:
 def test_extra_reordered_columns_and_non_finite_features_publish_exactly_once(runs):
     home, run = runs["home"], runs["parsed"]["accepted"]
     assert run["states"]["publish"] == ["success"], run["states"]
+    # a successful run prints no error lines (validate, cost and publish once logged "XCom not found")
+    errors = [line for line in run["log"].splitlines() if "[error" in line or "XCom not found" in line]
+    assert errors == [], errors[:5]
     partition = risk_output(home, ACCEPTED_DS)
     tally = assert_published_exactly_once("extra/reordered columns, null/NaN/inf features", partition,
                                           input_ids(risk_input(home, ACCEPTED_DS), ID_COLUMN), ID_COLUMN)

@@ -146,6 +146,20 @@ def test_kill_9_mid_commit_then_rerun_resumes_after_the_last_committed_chunk(sce
     assert f"deleting {ORPHAN_CHUNK}" in log, log  # the orphan chunk the kill left behind
 
 
+def test_partition_after_kill_preemption_and_disk_full_is_byte_identical_to_an_uninterrupted_run(scenario):
+    """model_version=v0 is a copy of v1's weights, scored without faults: same rows, so the same bytes."""
+    home = scenario["home"]
+    faulted, clean = (json.loads((risk_output(home, DS, version) / "_manifest.json").read_text())
+                      for version in ("v1", "v0"))
+
+    def by_shard(manifest, kind):
+        return [(entry["path"].split("part-")[1][:5], entry["rows"], entry["bytes"], entry["sha256"])
+                for entry in sorted(manifest[kind], key=lambda entry: entry["path"])]
+
+    for kind in ("files", "quarantine_files"):
+        assert by_shard(faulted, kind) == by_shard(clean, kind), kind
+
+
 @pytest.mark.parametrize("index,fault", sorted(SHARDS.items()))
 def test_every_faulted_shard_resumes_from_its_committed_rows(scenario, airflow_db, index, fault):
     results = infer_results(airflow_db, scenario["second"][DS]["run_id"])

@@ -11,6 +11,7 @@ written when an executor runs the task under the supervisor), so each run happen
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import jsonschema
 import pyarrow.parquet as pq
@@ -70,6 +71,19 @@ def test_missing_column_fails_plan_with_the_file_column_and_next_step(risk_parti
     assert alert["task"] == "plan" and alert["shard"] is None and alert["ds"] == DS
     assert "column 'utilisation' is missing" in alert["cause"]
     assert alert["next_step"].startswith("read the plan error")
+
+    # dag.test() leaves a log file per task try in Airflow's layout; the alert points at it, and the
+    # cause with its next step are the file's last lines, after the traceback
+    assert alert["log_url"].startswith("file://"), alert["log_url"]
+    log_file = Path(unquote(urlparse(alert["log_url"]).path))
+
+    assert log_file.name == "attempt=1.log" and log_file.parent.name == "task_id=plan"
+    assert log_file.parent.parent.parent.name == "dag_id=nightshard_tabular_risk"
+    assert (log_file.parent.parent / "task_id=wait" / "attempt=1.log").is_file()
+    last_lines = log_file.read_text().rstrip().splitlines()[-2:]
+    assert last_lines[0].startswith("=== plan FAILED. Cause: ") and "column 'utilisation' is missing" in last_lines[0]
+    assert last_lines[1] == f"=== Next step: {alert['next_step']}"
+    assert output.rstrip().count("=== plan FAILED.") == 1  # the terminal shows the same block, once
 
 
 def test_shard_with_too_many_bad_rows_names_shard_cause_and_next_step(

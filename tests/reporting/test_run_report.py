@@ -62,6 +62,21 @@ def test_cost_by_stage_adds_up_to_the_run_cost():
     assert by_stage["predict"] == pytest.approx(cost["total_cost"] * 0.5)
 
 
+def test_cost_by_stage_bills_earlier_attempts_and_the_page_shows_attempts_per_shard():
+    from nightshard.cost import run_cost
+
+    results = straggling_run()
+    results[1].update(attempts=3, earlier_attempts_seconds=results[1]["wall_seconds"])
+    cost = run_cost(results, accelerator="nvidia-l4", provisioning="spot", accelerators_per_shard=1,
+                    table={"prices": {"nvidia-l4": {"spot": 1.0}}})
+    by_stage = dict(cost_by_stage(results, cost))
+    assert sum(by_stage.values()) == pytest.approx(cost["total_cost"])
+    assert by_stage["earlier attempts"] == pytest.approx(results[1]["wall_seconds"] / 3600)
+    page = render_run_report(plan=plan_for(results), results=results, validation={"checks": []}, cost=cost,
+                             published={}, previous_manifest=None)
+    assert "<th>attempts</th>" in page and f"<td>{results[1]['rows_in'] / results[1]['wall_seconds']:,.0f}</td><td>3</td>" in page
+
+
 def test_page_is_self_contained_and_names_psi_stragglers_and_cost():
     page = sample_page()
     assert "<script" not in page and "src=" not in page and "href=" not in page

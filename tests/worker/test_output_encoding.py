@@ -70,3 +70,25 @@ def test_embeddings_are_plain_and_quarantine_reasons_use_dictionaries(tmp_path: 
     output_files.merge_chunks(write_chunks(tmp_path / "q", quarantine, 2), schema, str(tmp_path / "quarantine.parquet"))
     encoded = dictionary_encoded(tmp_path / "quarantine.parquet")
     assert encoded["id"] is False and encoded["reason"] and encoded["source_file"]
+
+
+def test_merged_bytes_depend_on_the_rows_not_on_how_commits_chunked_them(tmp_path: Path) -> None:
+    """A rerun, or a resume after kill -9, commits other chunks; the published file must not change."""
+    rows = 5000
+    rng = np.random.default_rng(2)
+    schema = output_files.output_schema(ID, ImageClassificationHandler.output_fields)
+    table = pa.table({"id": np.arange(rows), "label": rng.integers(0, 10, rows).astype(np.int32),
+                      "confidence": rng.random(rows, dtype=np.float32)}, schema=schema)
+    digests, layouts = set(), set()
+    for pieces in (1, 3, 7, 40):
+        folder = tmp_path / f"chunks-{pieces}"
+        folder.mkdir()
+        destination = folder / "part.parquet"
+        size, digest = output_files.merge_chunks(write_chunks(folder, table, pieces), schema, str(destination),
+                                                 row_group_rows=1024)
+        metadata = pq.ParquetFile(destination).metadata
+        layouts.add(tuple(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)))
+        digests.add(digest)
+        assert pq.read_table(destination).equals(table) and size == destination.stat().st_size
+    assert layouts == {(1024, 1024, 1024, 1024, 904)}
+    assert len(digests) == 1

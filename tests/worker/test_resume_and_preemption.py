@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -41,11 +42,14 @@ def test_rerun_after_kill_9_resumes_after_last_committed_chunk(tmp_path, tabular
                                                               kill_after_units, commit_every):
     spec = slow_spec(tmp_path, tabular_artifact, commit_every)
     spec_path = save_spec(spec, tmp_path)
+    first_started = time.monotonic()
     process = start_worker(spec_path)
     wait_for_committed_units(spec, process, kill_after_units)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    first_attempt_seconds = time.monotonic() - first_started
     committed_rows = progress_record(spec)["rows_out"]
+    ledgered = progress_record(spec)["attempt_seconds"]  # the killed attempt, as of its last commit
 
     completed = run_worker(spec_path)
 
@@ -55,6 +59,24 @@ def test_rerun_after_kill_9_resumes_after_last_committed_chunk(tmp_path, tabular
     assert result.status == STATUS_SUCCEEDED and result.attempts == 2
     assert result.resumed_from_rows >= committed_rows > 0
     assert result.rows_in == ROWS
+    # The killed attempt is billed: cost covers both attempts' accelerator time.
+    assert len(ledgered) == 1 and 0 < ledgered[0] < first_attempt_seconds
+    assert result.earlier_attempts_seconds == pytest.approx(ledgered[0])
+    from nightshard.cost import run_cost
+
+    cost = run_cost([result.to_dict()], accelerator="cpu", provisioning="on-demand", accelerators_per_shard=1,
+                    table={"prices": {"cpu": {"on-demand": 3600.0}}})
+    assert cost["total_cost"] == pytest.approx(result.wall_seconds + ledgered[0])
+    assert cost["shards"][0]["attempts"] == 2
+
+    # An uninterrupted run committing all at once publishes the very same bytes.
+    clean_folder = tmp_path / "uninterrupted"
+    clean_folder.mkdir()
+    clean = slow_spec(clean_folder, tabular_artifact, commit_every=ROWS // ROW_GROUP_ROWS)
+    assert run_worker(save_spec(clean, clean_folder)).returncode == EXIT_OK
+    for resumed_file, clean_file in ((spec.output_path, clean.output_path), (spec.quarantine_path, clean.quarantine_path)):
+        assert Path(resumed_file).read_bytes() == Path(clean_file).read_bytes(), resumed_file
+    assert read_result(clean).output_sha256 == result.output_sha256
 
 
 def test_orphan_chunks_and_foreign_records_are_discarded(tmp_path, tabular_artifact):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -43,7 +44,7 @@ class OnCallNotifier(BaseNotifier):
             shard=ticket.get("shard_id") if ticket else None,
             try_number=int(ti.try_number or 0),
             cause=str(context.get("exception") or "unknown: see the task log"),
-            log_url=getattr(ti, "log_url", None),
+            log_url=log_location(ti),
         )
         try:
             deliver(message, outbox=self.outbox, topic=self.topic, gcp_conn_id=self.gcp_conn_id)
@@ -54,6 +55,17 @@ class OnCallNotifier(BaseNotifier):
                 post_to_slack(message, conn_id=self.slack_conn_id)
             except Exception:
                 log.exception("could not post the on-call alert to Slack (%s)", self.slack_conn_id)
+
+
+def log_location(ti: Any) -> str | None:
+    """Where on-call reads this try's log: the file `airflow dags test` leaves (no UI runs then), else
+    the UI page of the try (api.base_url)."""
+    from nightshard.task_log_files import current_log_file
+
+    path = current_log_file()
+    if path:
+        return Path(path).as_uri()
+    return getattr(ti, "log_url", None)
 
 
 def _ticket_of(context: Any) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@
 Layout of `spec.checkpoint_dir`:
   output-<first>-<end>.arrow        scored rows of units [first, end)
   quarantine-<first>-<end>.arrow    quarantined rows of the same units
-  progress.json                     the record: fingerprint, units committed, counts, chunk list
+  progress.json                     the record: fingerprint, units committed, counts, chunk list,
+                                    and the seconds each attempt ran (the attempt ledger, for cost)
 
 Chunks are Arrow IPC files, not Parquet: they live only until the merge, and IPC writes the
 in-memory columns as they are, where Parquet encoding cost a commit several milliseconds, the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
@@ -50,6 +52,8 @@ class Progress:
     histogram_counts: list[int] = field(default_factory=list)
     chunks: list[ChunkRecord] = field(default_factory=list)
     attempts: int = 0
+    # Seconds each attempt ran, as of its last commit: a killed attempt's time is billed too.
+    attempt_seconds: list[float] = field(default_factory=list)
 
     @property
     def rows_done(self) -> int:
@@ -57,8 +61,10 @@ class Progress:
 
 
 class Checkpoint:
-    def __init__(self, directory: str, fingerprint: str, histogram_bins: int):
+    def __init__(self, directory: str, fingerprint: str, histogram_bins: int,
+                 attempt_started: float | None = None):
         self.directory = directory
+        self.attempt_started = time.monotonic() if attempt_started is None else attempt_started
         self.fingerprint = fingerprint
         self.histogram_bins = histogram_bins
         self.progress = Progress(fingerprint=fingerprint, histogram_counts=[0] * histogram_bins)
@@ -80,6 +86,7 @@ class Checkpoint:
                          loaded.units_committed, loaded.rows_done, self.directory)
         self._delete_orphans()
         self.progress.attempts += 1
+        self.progress.attempt_seconds.append(0.0)
         self._save()
         return self.progress
 
@@ -110,7 +117,13 @@ class Checkpoint:
     def remove(self) -> None:
         storage.remove_tree(self.directory)
 
+    def earlier_attempts_seconds(self) -> float:
+        """Seconds the earlier attempts of this spec ran (each as of its last commit)."""
+        return round(sum(self.progress.attempt_seconds[:-1]), 3)
+
     def _save(self) -> None:
+        if self.progress.attempt_seconds:
+            self.progress.attempt_seconds[-1] = round(time.monotonic() - self.attempt_started, 3)
         document = json.dumps(asdict(self.progress), indent=2, sort_keys=True).encode()
         storage.write_bytes_atomic(storage.join(self.directory, PROGRESS_RECORD), document)
 

@@ -171,6 +171,9 @@ class ShardResult:
     resumed_from_rows: int = 0  # rows already committed by an earlier attempt
     rows_truncated: int | None = None  # output rows the model saw only in part; None: the handler never cuts
     attempts: int = 1
+    # Seconds the earlier attempts of this shard ran before they were killed, preempted or failed (each as
+    # of its last commit); with wall_seconds, what the shard's accelerator time was in all.
+    earlier_attempts_seconds: float = 0.0
     histogram: PredictionHistogram | None = None
     error: str = ""
     contract_version: int = CONTRACT_VERSION

@@ -69,7 +69,7 @@ def _run_locked(spec: ShardSpec, stop: threading.Event) -> int:
     try:
         from nightshard_worker.scoring import score_shard  # torch is imported from here on
 
-        score_shard(spec, result, stop)
+        score_shard(spec, result, stop, started)
         code = EXIT_OK
     except WorkerError as error:
         result.status = STATUS_PREEMPTED if isinstance(error, PreemptedError) else STATUS_FAILED

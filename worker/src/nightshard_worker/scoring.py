@@ -31,8 +31,10 @@ except ImportError:  # the worker image has no pandas, and then pyarrow has noth
     pass
 
 
-def score_shard(spec: ShardSpec, result: ShardResult, stop: threading.Event) -> None:
-    """Fill `result` as the shard goes; raises WorkerError subclasses for every non-success."""
+def score_shard(spec: ShardSpec, result: ShardResult, stop: threading.Event, started: float | None = None) -> None:
+    """Fill `result` as the shard goes; raises WorkerError subclasses for every non-success.
+
+    `started` (time.monotonic()) is when this attempt began: its seconds go into the attempt ledger."""
     runtime = spec.runtime
     devices.check_precision(runtime.precision)
     device = devices.resolve_device(runtime.device)
@@ -44,7 +46,7 @@ def score_shard(spec: ShardSpec, result: ShardResult, stop: threading.Event) -> 
     if runtime.metrics_port is not None:
         metrics.serve(runtime.metrics_port)
     try:
-        _score(spec, result, stop, device, metrics, clock)
+        _score(spec, result, stop, device, metrics, clock, started)
     finally:
         result.stage_seconds = clock.snapshot()
         result.peak_rss_bytes = peak_rss_bytes()
@@ -59,7 +61,7 @@ def score_shard(spec: ShardSpec, result: ShardResult, stop: threading.Event) -> 
 
 
 def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: torch.device,
-           metrics: WorkerMetrics, clock: StageClock) -> None:
+           metrics: WorkerMetrics, clock: StageClock, started: float | None) -> None:
     runtime = spec.runtime
     handler = handler_class(spec.model.handler)(spec.model, device, runtime.precision)
     if runtime.compile:
@@ -69,9 +71,10 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: 
     total_rows = sum(unit.rows for unit in units)
     result.output_columns = {spec.id_column: str(id_type),
                              **{field.name: str(field.type) for field in handler.output_fields}}
-    checkpoint = Checkpoint(spec.checkpoint_dir, spec.fingerprint(), len(handler.drift_edges) - 1)
+    checkpoint = Checkpoint(spec.checkpoint_dir, spec.fingerprint(), len(handler.drift_edges) - 1, started)
     progress = checkpoint.start()
     result.attempts = progress.attempts
+    result.earlier_attempts_seconds = checkpoint.earlier_attempts_seconds()
     result.resumed_from_rows = progress.rows_done
     log.info("shard %s: %d rows in %d row groups, handler %s on %s (%s), %d row groups already committed",
              spec.shard_id, total_rows, len(units), spec.model.handler, device, runtime.precision,
