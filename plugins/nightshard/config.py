@@ -55,14 +55,15 @@ class PipelineConfig:
 
     @property
     def name(self) -> str:
-        return self.document["name"]
+        return str(self.document["name"])
 
     @property
     def dag_id(self) -> str:
         return f"nightshard_{self.name}"
 
     def section(self, name: str) -> dict[str, Any]:
-        return self.document[name]
+        section: dict[str, Any] = self.document[name]
+        return section
 
 
 def pipelines_dir() -> Path:

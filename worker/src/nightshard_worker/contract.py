@@ -182,7 +182,8 @@ class ShardResult:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(self.to_json())
+        document: dict[str, Any] = json.loads(self.to_json())
+        return document
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "ShardResult":
