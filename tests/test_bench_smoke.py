@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hang_guard import hang_guard
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
@@ -24,7 +26,7 @@ def test_quick_bench_writes_results_with_all_variants_and_ratios(tmp_path: Path)
     completed = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--workloads", "text", "--text-rows", "32",
          "--out", str(tmp_path)],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=QUICK_TIMEOUT_SECONDS,
+        cwd=REPO, env=environment, capture_output=True, text=True, timeout=hang_guard(QUICK_TIMEOUT_SECONDS),
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     [text_result] = tmp_path.glob("text-*.json")  # text-cpu.json here, text-cuda.json on a GPU machine

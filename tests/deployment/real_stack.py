@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hang_guard import hang_guard
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -42,7 +43,7 @@ SLOW_DAG_ID = "nightshard_slow_risk"
 DEMO_INPUT_ROWS = 3000  # two files of 3 row groups each: 3 shards at shard_rows=1000
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-STARTUP_TIMEOUT_SECONDS = 180  # cold imports of four Airflow processes on two shared cores
+STARTUP_TIMEOUT_SECONDS = hang_guard(180)  # cold imports of four Airflow processes on two shared cores
 WORKER_CLI = REPO / "worker" / "src" / "nightshard_worker" / "cli.py"
 
 

@@ -20,13 +20,14 @@ import pytest
 
 from deployment.real_stack import RESTART_DATES, SLOW_DAG_ID, AirflowStack, require_worker, wait_for_dag
 from faults.invariant import assert_published_exactly_once, input_ids
+from hang_guard import hang_guard
 
 pytestmark = pytest.mark.slow
 
 ID_COLUMN = "customer_id"
 # Dead scheduler noticed (30 s + 5 s) + retry delay (5 s) + the shard (~90 s) + validate..notify, on two
 # loaded cores.
-RECOVERY_TIMEOUT_SECONDS = 420
+RECOVERY_TIMEOUT_SECONDS = hang_guard(420)
 
 
 def input_partition(stack: AirflowStack, ds: str) -> Path:

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from deployment.real_stack import PIPELINE_DAG_ID, REST_DATES, AirflowStack, require_worker
+from hang_guard import hang_guard
 
 pytestmark = pytest.mark.slow
 
 SHARD_ROWS = 1000
-RUN_TIMEOUT_SECONDS = 150
+RUN_TIMEOUT_SECONDS = hang_guard(150)
 
 
 def day_interval(ds: str) -> tuple[str, str]:

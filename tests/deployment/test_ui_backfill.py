@@ -19,6 +19,7 @@ from deployment.real_stack import (
     AirflowStack,
     require_worker,
 )
+from hang_guard import hang_guard
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ CHROMIUM_FLAGS = (
 )
 SCREENSHOT = REPO / "docs" / "ui-backfill.png"
 UI_SHARD_ROWS = 1000
-UI_WAIT_SECONDS = 20  # one element: the React app renders after its API calls on a busy 2-core machine
+UI_WAIT_SECONDS = hang_guard(20)  # one element: the React app renders after its API calls on a busy 2-core machine
 
 
 def browser():

@@ -20,9 +20,10 @@ from typing import Iterator
 import pytest
 
 from reporting.servers import free_port
+from hang_guard import hang_guard
 
 PUSHGATEWAY_BINARY = "/usr/bin/prometheus-pushgateway"
-SERVER_START_SECONDS = 60  # the Pub/Sub emulator is a JVM; a busy 2-core machine needs most of this
+SERVER_START_SECONDS = hang_guard(60)  # the Pub/Sub emulator is a JVM; a busy 2-core machine needs most of this
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

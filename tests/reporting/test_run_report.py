@@ -13,12 +13,13 @@ import pytest
 from nightshard.run_report import CHART_NAMES, cost_by_stage, render_run_report, stragglers, throughput_points
 from nightshard.validation import population_stability_index
 from reporting.samples import EDGES, cost_for, plan_for, shard_result, straggling_run, validation_with_drift
+from hang_guard import hang_guard
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = REPO / "docs" / "run-report.png"
 PREVIOUS_COUNTS = [300, 500, 800, 1000, 1200, 1200, 1000, 800, 500, 300]
 CURRENT_COUNTS = [200, 400, 700, 1000, 1300, 1300, 1100, 900, 500, 100]
-CHROMIUM_SECONDS = 90
+CHROMIUM_SECONDS = hang_guard(90)
 
 
 def sample_page() -> str:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from hang_guard import hang_guard
 from nightshard_worker.contract import InputSlice, ModelSpec, RuntimeSpec, ShardResult, ShardSpec
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -32,7 +33,7 @@ def worker_command(spec_path: Path) -> list[str]:
 
 
 def run_worker(spec_path: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(worker_command(spec_path), capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(worker_command(spec_path), capture_output=True, text=True, timeout=hang_guard(timeout),
                           env=worker_environment())
 
 

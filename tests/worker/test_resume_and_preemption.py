@@ -10,6 +10,7 @@ import pytest
 
 from conftest import (FEATURES, make_spec, output_ids, progress_record, read_result, run_worker, save_spec,
                       start_worker, tabular_table, write_parquet)
+from hang_guard import hang_guard
 from nightshard_worker.contract import EXIT_OK, EXIT_PREEMPTED, STATUS_PREEMPTED, STATUS_SUCCEEDED, ModelSpec
 from nightshard_worker import tuning
 
@@ -27,7 +28,7 @@ def slow_spec(tmp_path, tabular_artifact, commit_every: int = 1):
 
 
 def wait_for_committed_units(spec, process, units: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + hang_guard(timeout)
     while time.monotonic() < deadline:
         record = progress_record(spec)
         if record and record["units_committed"] >= units:
