@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         stop_processes(stack.processes)
         psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
