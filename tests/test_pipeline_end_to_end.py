@@ -123,3 +123,31 @@ def test_text_embedding_pipeline_with_minilm(catalogue_home):
     outputs, _ = assert_exactly_once(partition, expected, "item_id")
     manifest = assert_manifest_matches_files(partition)
     assert manifest["schema"]["embedding"].startswith("fixed_size_list")
+
+
+def test_review_sentiment_pipeline_labels_every_review_or_quarantines_it_with_the_reason(nightshard_home, airflow_db):
+    demo.make_reviews_partition(nightshard_home / "data", DS, rows=60, files=2, row_group_rows=15)
+    dag_run = run_pipeline("nightshard_review_sentiment", DS)
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    partition = published_partition(nightshard_home, "review_sentiment", "smollm2-135m", DS)
+    expected = input_ids(nightshard_home, "reviews", DS, "review_id")
+    outputs, quarantined = assert_exactly_once(partition, expected, "review_id")
+    manifest = assert_manifest_matches_files(partition)
+    assert {"review_id", "answer", "input_tokens", "output_tokens", "finish_reason", "prompt_truncated",
+            "label_probabilities"} == set(manifest["schema"])
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scored = pa.concat_tables([pq.read_table(path) for path in outputs])
+    truth = pa.concat_tables([pq.read_table(path, columns=["review_id", "stars"])
+                              for path in sorted((nightshard_home / "data" / "features" / "reviews"
+                                                  / f"ds={DS}").glob("*.parquet"))])
+    stars = dict(zip(truth.column("review_id").to_pylist(), truth.column("stars").to_pylist()))
+    answers = scored.column("answer").to_pylist()
+    right = sum((answer == "positive") == (stars[review] >= 4)
+                for review, answer in zip(scored.column("review_id").to_pylist(), answers))
+    assert right / len(answers) >= 0.8, f"{right}/{len(answers)} labels match the stars"
+    reasons = pq.read_table(quarantined[0]).column("reason").to_pylist()
+    assert "column 'review' is null" in reasons
+    assert any(reason.startswith("prompt is ") and "context of 256 tokens" in reason for reason in reasons)

@@ -60,7 +60,7 @@ def test_prompt_template_null_value_names_the_column():
     ({"prompt": "{a}"}, "task"),
     ({"task": "classify", "prompt": "{a}", "labels": ["only"]}, "at least two"),
     ({"task": "classify", "prompt": "{a}", "labels": ["x", "x"]}, "repeats"),
-    ({"task": "generate", "prompt": "{a}", "labels": ["x", "y"]}, "labels is for task classify"),
+    ({"task": "generate", "prompt": "{a}", "labels": ["x", "y"]}, "are for task classify"),
     ({"task": "generate", "prompt": "{a}", "max_new_tokens": 0}, "max_new_tokens"),
     ({"task": "generate", "prompt": "{a}", "over_context": "cut"}, "over_context"),
     ({"task": "generate", "prompt": "{a}", "temperature": 0.7}, "unknown model.options"),

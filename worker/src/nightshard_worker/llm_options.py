@@ -7,6 +7,8 @@
         prompt: "Review: {review}\nIs this review positive or negative?"
         labels: [positive, negative]   # classify only: the fixed label set
         system: "You label reviews."   # optional system message for the chat template
+        answer_prefix: "This review is"  # optional: the answer starts so; labels are scored after it
+        calibrate: true                # classify: divide out the labels' prior on a content-free row
         max_new_tokens: 32             # generate only
         stop: ["\n\n"]                 # generate only: the answer ends before the first stop string
         over_context: quarantine       # or truncate: cut the prompt's column text to fit, row marked
@@ -23,7 +25,7 @@ from nightshard_worker.prompt_template import PromptTemplate, TemplateError
 TASKS = ("classify", "generate")
 OVER_CONTEXT = ("quarantine", "truncate")
 DEFAULT_MAX_NEW_TOKENS = 32  # a label, a field or a sentence; summaries set more on purpose
-KNOWN_OPTIONS = {"task", "prompt", "labels", "system", "max_new_tokens", "stop", "over_context",
+KNOWN_OPTIONS = {"task", "prompt", "labels", "system", "answer_prefix", "calibrate", "max_new_tokens", "stop", "over_context",
                  "context_length", "chat_template"}
 
 
@@ -37,6 +39,11 @@ class LlmOptions:
     prompt: PromptTemplate
     labels: tuple[str, ...] = ()
     system: str | None = None
+    answer_prefix: str = ""
+    # Small models favour one label whatever the row says; scoring the template with empty columns
+    # measures that prior once, and dividing it out ("contextual calibration", Zhao et al. 2021)
+    # leaves what the row itself changes.
+    calibrate: bool = False
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     stop: tuple[str, ...] = ()
     over_context: str = "quarantine"
@@ -67,8 +74,8 @@ def parse_llm_options(options: dict[str, Any] | None) -> LlmOptions:
             raise LlmOptionsError("llm classify needs model.options.labels: at least two non-empty strings")
         if len(set(labels)) != len(labels):
             raise LlmOptionsError(f"llm classify: model.options.labels repeats a label: {list(labels)}")
-    elif labels:
-        raise LlmOptionsError("model.options.labels is for task classify; generate writes free text")
+    elif labels or options.get("calibrate"):
+        raise LlmOptionsError("model.options.labels and calibrate are for task classify; generate writes free text")
     max_new_tokens = options.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
         raise LlmOptionsError(f"model.options.max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
@@ -82,6 +89,10 @@ def parse_llm_options(options: dict[str, Any] | None) -> LlmOptions:
     context_length = options.get("context_length")
     if context_length is not None and (not isinstance(context_length, int) or context_length < 8):
         raise LlmOptionsError(f"model.options.context_length must be an integer >= 8, got {context_length!r}")
+    answer_prefix = options.get("answer_prefix") or ""
+    if not isinstance(answer_prefix, str):
+        raise LlmOptionsError(f"model.options.answer_prefix must be a string, got {answer_prefix!r}")
     return LlmOptions(task=task, prompt=prompt, labels=labels, system=options.get("system"),
+                      answer_prefix=answer_prefix, calibrate=bool(options.get("calibrate", False)),
                       max_new_tokens=max_new_tokens, stop=stop, over_context=over_context,
                       context_length=context_length, chat_template=bool(options.get("chat_template", True)))

@@ -84,8 +84,12 @@ class LlmHandler(ModelHandler):
         self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
             else self.tokenizer.eos_token_id
         self.eos_token_id = self.tokenizer.eos_token_id
-        self.label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in self.llm.labels]
+        # After an answer prefix ("This review is") a label is the next word: scored with its space.
+        spaced = self.llm.answer_prefix and not self.llm.answer_prefix[-1].isspace()
+        self.label_ids = [self.tokenizer((" " if spaced else "") + label, add_special_tokens=False)["input_ids"]
+                          for label in self.llm.labels]
         self.longest_label = max((len(ids) for ids in self.label_ids), default=0)
+        self.label_prior = self._content_free_log_probs() if self.llm.calibrate else None
         fields = [pa.field("answer", pa.string()), pa.field("input_tokens", pa.int32()),
                   pa.field("output_tokens", pa.int32()), pa.field("finish_reason", pa.string()),
                   pa.field("prompt_truncated", pa.bool_())]
@@ -105,6 +109,7 @@ class LlmHandler(ModelHandler):
         messages = ([{"role": "system", "content": self.llm.system}] if self.llm.system else [])
         messages.append({"role": "user", "content": user_text})
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text += self.llm.answer_prefix
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     @property
@@ -179,22 +184,38 @@ class LlmHandler(ModelHandler):
 
     def _classify(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> dict[str, Any]:
         rows, labels = len(lengths), len(self.label_ids)
-        if self.longest_label == 1:
-            # Every label is one token: its log-prob is read at the prompt's last position.
-            hidden = self._last_hidden(input_ids, lengths)
-            positions = (lengths - 1).to(hidden.device)
-            picked = hidden[torch.arange(rows, device=hidden.device), positions]
-            log_probs = self._log_softmax(picked)
-            label_tokens = torch.tensor([ids[0] for ids in self.label_ids], device=log_probs.device)
-            scores = log_probs[:, label_tokens]
-        else:
-            scores = self._multi_token_label_scores(input_ids, lengths)
-        probabilities = torch.softmax(scores.float(), dim=-1).cpu()
+        scores = self._label_log_probs(input_ids, lengths).float()
+        if self.label_prior is not None:
+            scores = scores - self.label_prior.to(scores.device)
+        probabilities = torch.softmax(scores, dim=-1).cpu()
         best = probabilities.argmax(dim=-1).numpy()
         answers = np.array([self.llm.labels[index] for index in best], dtype=object)
         return {"answer": answers, "label_probabilities": probabilities.numpy().reshape(rows, labels),
                 "output_tokens": np.zeros(rows, dtype=np.int32),
                 "finish_reason": np.array([FINISH_LABEL] * rows, dtype=object)}
+
+    def _content_free_log_probs(self) -> torch.Tensor:
+        """The labels' log-probabilities for the template with every column empty: the model's prior."""
+        ids = self.prompt_ids(self.llm.prompt.render({column: "" for column in self.llm.prompt.columns}))
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        lengths = torch.tensor([len(ids)])
+        with torch.inference_mode():
+            prior = self._label_log_probs(input_ids, lengths)
+        return torch.log_softmax(prior.float(), dim=-1)[0].cpu()
+
+    def _label_log_probs(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        rows = len(lengths)
+        if self.longest_label == 1:
+            # Every label is one token: its log-prob is read at the prompt's last position.
+            hidden = self._hidden(input_ids, lengths)
+            picked = hidden[torch.arange(rows, device=hidden.device), (lengths - 1).to(hidden.device)]
+            label_tokens = torch.tensor([ids[0] for ids in self.label_ids], device=hidden.device)
+            return self._log_softmax(picked)[:, label_tokens.to(self._head_device)]
+        return self._multi_token_label_scores(input_ids, lengths)
+
+    @property
+    def _head_device(self) -> torch.device:
+        return self.model.get_output_embeddings().weight.device
 
     def _multi_token_label_scores(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Sum of each label's token log-probs: one sequence per (row, label), all in one forward pass."""
@@ -225,9 +246,6 @@ class LlmHandler(ModelHandler):
         positions read, so logits never take rows x tokens x vocabulary memory."""
         mask = (torch.arange(input_ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).to(input_ids.device)
         return self.model.get_decoder()(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
-
-    def _last_hidden(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self._hidden(input_ids, lengths)
 
     def _log_softmax(self, hidden: torch.Tensor) -> torch.Tensor:
         head = self.model.get_output_embeddings()
