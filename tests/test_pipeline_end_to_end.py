@@ -151,3 +151,13 @@ def test_review_sentiment_pipeline_labels_every_review_or_quarantines_it_with_th
     reasons = pq.read_table(quarantined[0]).column("reason").to_pylist()
     assert "column 'review' is null" in reasons
     assert any(reason.startswith("prompt is ") and "context of 256 tokens" in reason for reason in reasons)
+
+    # Tokens are the unit of cost: the cost report and the completion message price them.
+    input_tokens = sum(scored.column("input_tokens").to_pylist())
+    report = json.loads((nightshard_home / "predictions" / "review_sentiment" / "_reports"
+                         / "model_version=smollm2-135m" / f"ds={DS}" / "cost_report.json").read_text())
+    assert (report["input_tokens"], report["output_tokens"]) == (input_tokens, 0)
+    assert report["tokens_per_second"] > 0 and report["cost_per_million_input_tokens"] > 0
+    [message] = outbox_messages(nightshard_home, "completion")
+    jsonschema.validate(message, load_schema(COMPLETION_SCHEMA))
+    assert message["cost"]["input_tokens"] == input_tokens and message["cost"]["per_million_input_tokens"] > 0

@@ -165,6 +165,8 @@ class ShardResult:
     peak_rss_bytes: int = 0
     peak_device_memory_bytes: int = 0
     resumed_from_rows: int = 0  # rows already committed by an earlier attempt
+    input_tokens: int = 0  # llm handler: prompt tokens of the rows in the output (0 for other handlers)
+    output_tokens: int = 0  # llm handler: tokens generated for them
     attempts: int = 1
     histogram: PredictionHistogram | None = None
     error: str = ""

@@ -56,3 +56,12 @@ def merge_chunks(chunk_uris: list[str], schema: pa.Schema, destination: str) -> 
         size = os.path.getsize(local_path)
         digest = storage.sha256_of_local_file(local_path)
     return size, digest
+
+
+def column_sums(uri: str, columns: list[str]) -> list[int]:
+    """Integer sums of a few columns of a written Parquet file, reading only those columns."""
+    import pyarrow.compute as pc
+
+    with storage.open_read(uri) as handle:
+        table = pq.read_table(handle, columns=columns)
+    return [int(pc.sum(table.column(name)).as_py() or 0) for name in columns]
