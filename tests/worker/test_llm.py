@@ -188,3 +188,38 @@ def test_token_budget_counts_new_tokens_and_packs_rows_of_alike_prompt_length(sc
         assert len(batch) == 1 or len(batch) * (prompt_lengths[batch].max() + new_tokens) <= budget
     order = np.concatenate(batches)
     assert list(prompt_lengths[order]) == sorted(prompt_lengths)
+
+
+def test_model_split_layer_wise_over_three_devices_answers_as_the_unsplit_model(score):
+    """The CPU stands in for three GPUs: the same device map and accelerate hooks as on CUDA."""
+    import copy
+
+    from nightshard_worker.handlers.llm import footprint_of, split_over_devices
+    from nightshard_worker.placement import PlacementError, place_layers
+
+    table = pa.table({"review": pa.array(POSITIVE[:2] + NEGATIVE[:2])})
+    generate = {"task": "generate", "prompt": "Is this review positive or negative? Review: {review}",
+                "max_new_tokens": 4, "context_length": 96}
+    unsplit_labels, _, _, _ = score(SENTIMENT, table)
+    unsplit_text, _, _, _ = score(generate, table)
+
+    placements = {}
+
+    def split(handler):
+        footprint = footprint_of(handler.model)
+        # Device 0 holds the embeddings and 8 layers, the others 16: 30 layers need three devices.
+        budget = footprint.other_bytes + 8 * (footprint.layer_bytes + 512 * footprint.kv_bytes_per_token)
+        plan = place_layers(footprint, kv_tokens=512, devices=4, budget_bytes=budget)
+        assert plan.devices_used == 3 and sum(plan.layers_per_device) == footprint.layers
+        assert all(used <= budget for used in plan.bytes_per_device)
+        with pytest.raises(PlacementError, match=r"fits nowhere: it needs .* GiB .* 2 device\(s\)"):
+            place_layers(footprint, kv_tokens=512, devices=2, budget_bytes=budget)
+        handler.model = split_over_devices(copy.deepcopy(handler.model), plan, [torch.device("cpu")] * 3)
+        placements[handler.llm.task] = handler.model.hf_device_map
+
+    split_labels, _, _, _ = score(SENTIMENT, table, handler_hook=split)
+    split_text, _, _, _ = score(generate, table, handler_hook=split)
+    assert len(placements["classify"]) > 30  # every layer mapped
+    assert split_labels["answer"] == unsplit_labels["answer"]
+    np.testing.assert_allclose(split_labels["label_probabilities"], unsplit_labels["label_probabilities"], atol=1e-5)
+    assert split_text == unsplit_text

@@ -13,6 +13,7 @@
         stop: ["\n\n"]                 # generate only: the answer ends before the first stop string
         over_context: quarantine       # or truncate: cut the prompt's column text to fit, row marked
         context_length: 2048           # optional, at most the model's own context
+        kv_tokens: 16384               # KV cache a GPU holds beside its layers when the model is split
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ TASKS = ("classify", "generate")
 OVER_CONTEXT = ("quarantine", "truncate")
 DEFAULT_MAX_NEW_TOKENS = 32  # a label, a field or a sentence; summaries set more on purpose
 KNOWN_OPTIONS = {"task", "prompt", "labels", "system", "answer_prefix", "calibrate", "max_new_tokens", "stop", "over_context",
-                 "context_length", "chat_template"}
+                 "context_length", "chat_template", "kv_tokens"}
 
 
 class LlmOptionsError(ValueError):
@@ -49,6 +50,7 @@ class LlmOptions:
     over_context: str = "quarantine"
     context_length: int | None = None
     chat_template: bool = True  # apply the model's chat template around the rendered prompt
+    kv_tokens: int = 16384  # the KV cache planned per device when split: runtime.max_batch_tokens' default
 
     @property
     def new_tokens(self) -> int:
@@ -95,4 +97,5 @@ def parse_llm_options(options: dict[str, Any] | None) -> LlmOptions:
     return LlmOptions(task=task, prompt=prompt, labels=labels, system=options.get("system"),
                       answer_prefix=answer_prefix, calibrate=bool(options.get("calibrate", False)),
                       max_new_tokens=max_new_tokens, stop=stop, over_context=over_context,
-                      context_length=context_length, chat_template=bool(options.get("chat_template", True)))
+                      context_length=context_length, chat_template=bool(options.get("chat_template", True)),
+                      kv_tokens=int(options.get("kv_tokens") or 16384))

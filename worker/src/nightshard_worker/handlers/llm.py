@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from nightshard_worker import model_files
+from nightshard_worker import model_files, placement
 from nightshard_worker.contract import ModelSpec
 from nightshard_worker.errors import BadInputError
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
@@ -61,6 +61,39 @@ def load_model(source: str, dtype_name: str = "float32") -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def footprint_of(model: torch.nn.Module) -> placement.ModelFootprint:
+    """Weights per decoder layer, the rest, and KV-cache bytes per token per layer, as loaded."""
+    layers = model.get_decoder().layers
+    dtype_bytes = next(model.parameters()).element_size()
+    layer_bytes = sum(p.numel() for p in layers[0].parameters()) * dtype_bytes
+    total = sum(p.numel() for p in model.parameters()) * dtype_bytes  # tied weights counted once
+    config = model.config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return placement.ModelFootprint(layers=len(layers), layer_bytes=layer_bytes,
+                                    other_bytes=total - len(layers) * layer_bytes,
+                                    kv_bytes_per_token=2 * kv_heads * head_dim * dtype_bytes)
+
+
+def split_over_devices(model: torch.nn.Module, plan: placement.Placement,
+                       devices: list[torch.device]) -> torch.nn.Module:
+    """The model with its layers on the planned devices (accelerate hooks move activations between
+    them); embeddings, final norm and the output head, tied or not, stay on the first device."""
+    from accelerate import dispatch_model
+
+    first = devices[0]
+    decoder_name = model.base_model_prefix
+    device_map = {f"{decoder_name}.{name}": str(first) for name, _ in model.get_decoder().named_children()
+                  if name != "layers"}
+    for index, device_index in enumerate(plan.device_of_layer()):
+        device_map[f"{decoder_name}.layers.{index}"] = str(devices[device_index])
+    for name, _ in model.named_children():
+        if name != decoder_name:
+            device_map[name] = str(first)
+    return dispatch_model(model, device_map=device_map, main_device=str(first), force_hooks=True)
+
+
 class LlmHandler(ModelHandler):
     """`model.options` as in `nightshard_worker.llm_options` -> answer, tokens, finish reason."""
 
@@ -77,7 +110,24 @@ class LlmHandler(ModelHandler):
             raise BadInputError(str(error)) from None
         source = model_spec.artifact or model_files.smollm2_gguf()
         self.tokenizer, model = load_model(source)
-        self.model = model.to(device) if model.device != device else model
+        self.placement: placement.Placement | None = None
+        if device.type == "cuda" and torch.cuda.device_count() > 1:
+            # gpus_per_pod > 1: split layer-wise when one GPU cannot hold weights + KV cache.
+            gpus = [torch.device("cuda", index) for index in range(torch.cuda.device_count())]
+            budget = int(min(torch.cuda.get_device_properties(gpu).total_memory for gpu in gpus)
+                         * placement.DEVICE_MEMORY_BUDGET_FRACTION)
+            kv_tokens = self.llm.kv_tokens
+            try:
+                self.placement = placement.place_layers(footprint_of(model), kv_tokens=kv_tokens,
+                                                        devices=len(gpus), budget_bytes=budget)
+            except placement.PlacementError as error:
+                raise BadInputError(str(error)) from None
+            log.info("llm placement: %s", self.placement.describe())
+        if self.placement is not None and self.placement.devices_used > 1:
+            self.model = split_over_devices(model, self.placement, gpus)
+            self.device = gpus[0]
+        else:
+            self.model = model.to(device) if model.device != device else model
         config = self.model.config
         model_context = int(getattr(config, "max_position_embeddings", 0) or 2048)
         self.context_length = min(self.llm.context_length or model_context, model_context)
