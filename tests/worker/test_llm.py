@@ -223,3 +223,19 @@ def test_model_split_layer_wise_over_three_devices_answers_as_the_unsplit_model(
     assert split_labels["answer"] == unsplit_labels["answer"]
     np.testing.assert_allclose(split_labels["label_probabilities"], unsplit_labels["label_probabilities"], atol=1e-5)
     assert split_text == unsplit_text
+
+
+def test_plan_states_the_placement_and_refuses_with_numbers_a_model_that_fits_nowhere():
+    from nightshard_worker import model_files
+    from nightshard_worker.placement import PlacementError, placement_for_plan
+
+    gguf = model_files.smollm2_gguf()
+    on_gke = lambda gpus: {"kind": "gke", "gke": {"gpus_per_pod": gpus, "accelerator": "nvidia-tesla-t4"}}
+    assert placement_for_plan(gguf, precision="fp32", kv_tokens=16384, backend={"kind": "local"}).startswith("one device")
+    assert placement_for_plan(gguf, precision="fp32", kv_tokens=16384, backend=on_gke(1)).startswith(
+        "30 layers on 1 of 1 devices")
+    # 800k tokens of bf16 KV cache (17 GiB) do not fit one 16 GiB T4, they fit two, split layer-wise.
+    assert placement_for_plan(gguf, precision="bf16", kv_tokens=800_000, backend=on_gke(2)).startswith(
+        "30 layers on 2 of 2 devices")
+    with pytest.raises(PlacementError, match=r"fits nowhere: it needs 17\.\d+ GiB .* 1 device\(s\) x 13\.60 GiB"):
+        placement_for_plan(gguf, precision="bf16", kv_tokens=800_000, backend=on_gke(1))

@@ -57,6 +57,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
         needed = required_columns(model)
     except RequirementError as error:
         raise PlanError(f"{config.source}: {error}") from None
+    placement = _llm_placement(config, model, runtime_spec_for(config))
     footers = read_footers(partition)
     if not footers:
         raise PlanError(
@@ -138,10 +139,30 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str) -> dict
         "staging": staging,
         "planned_shards": tickets,
         "estimate": estimate,
+        "placement": placement,
         "planned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # run duration starts here
         # infer maps over this list; a dry run maps over nothing and everything after it skips
         "shards": [] if run.dry_run else tickets,
     }
+
+
+def _llm_placement(config: PipelineConfig, model: ModelSpec, runtime: RuntimeSpec) -> str | None:
+    """How an llm model will sit on the pod's GPUs, logged; a PlanError with numbers if it fits nowhere."""
+    if model.handler != "llm":
+        return None
+    from nightshard_worker import model_files
+    from nightshard_worker.llm_options import parse_llm_options
+    from nightshard_worker.placement import PlacementError, placement_for_plan
+
+    source = model.artifact or model_files.smollm2_gguf()
+    try:
+        placement = placement_for_plan(source, precision=runtime.precision,
+                                       kv_tokens=parse_llm_options(model.options).kv_tokens,
+                                       backend=config.section("backend"))
+    except PlacementError as error:
+        raise PlanError(f"{config.source}: model {source}: {error}") from None
+    log.info("llm placement: %s", placement)
+    return placement
 
 
 def shard_table(tickets: list[dict[str, Any]], *, partition: str, input_rows: int, files: int) -> str:

@@ -19,8 +19,8 @@ GIB = 2**30
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 # Memory per GPU of the GKE accelerators the price table knows, GiB (nvidia.com/gpu types).
 ACCELERATOR_MEMORY_GIB = {
-    "nvidia-tesla-t4": 16, "nvidia-l4": 24, "nvidia-tesla-a100": 40, "nvidia-a100-80gb": 80,
-    "nvidia-h100-80gb": 80, "nvidia-h100-mega-80gb": 80, "nvidia-h200-141gb": 141, "nvidia-b200": 180,
+    "nvidia-tesla-t4": 16, "nvidia-l4": 24, "nvidia-a100-40gb": 40, "nvidia-a100-80gb": 80,
+    "nvidia-h100-80gb": 80, "nvidia-h200-141gb": 141, "nvidia-b200": 180,
 }
 
 
@@ -120,3 +120,23 @@ def _field(reader, key: str, default=None):
         return default
     value = field.parts[field.data[0]]
     return bytes(value).decode() if field.types and field.types[0].name == "STRING" else value[0]
+
+
+def placement_for_plan(model_source: str, *, precision: str, kv_tokens: int, backend: dict) -> str:
+    """What the plan says about a model's placement; PlacementError when it fits nowhere.
+
+    Sized from the GGUF header on a GKE backend whose accelerator's memory is known; elsewhere the
+    worker decides on the devices it finds.
+    """
+    if backend.get("kind") != "gke":
+        return "one device (local backend): not split"
+    gke = backend.get("gke") or {}
+    gpus = int(gke.get("gpus_per_pod", 1) or 0)
+    memory_gib = ACCELERATOR_MEMORY_GIB.get(str(gke.get("accelerator")))
+    if gpus < 1 or memory_gib is None:
+        return f"not planned: {gpus} GPUs of type {gke.get('accelerator')!r} (memory unknown); the worker decides"
+    if "://" in model_source or not model_source.endswith(".gguf"):
+        return f"not planned: {model_source} is not a local GGUF file; the worker splits it if it must"
+    footprint = footprint_from_gguf(model_source, DTYPE_BYTES.get(precision, 4))
+    budget = int(memory_gib * GIB * DEVICE_MEMORY_BUDGET_FRACTION)
+    return place_layers(footprint, kv_tokens=kv_tokens, devices=gpus, budget_bytes=budget).describe()

@@ -37,7 +37,7 @@ FINISH_LABEL = "label"  # classify: a label was scored, nothing generated
 FINISH_EOS = "eos"  # generate: the model ended its answer
 FINISH_STOP = "stop"  # generate: a stop string ended the answer (the stop string is not in it)
 FINISH_LENGTH = "length"  # generate: max_new_tokens reached
-TOKEN_OUTPUTS = ("input_tokens", "output_tokens")
+WEIGHT_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 @functools.lru_cache(maxsize=2)
@@ -109,7 +109,8 @@ class LlmHandler(ModelHandler):
         except LlmOptionsError as error:
             raise BadInputError(str(error)) from None
         source = model_spec.artifact or model_files.smollm2_gguf()
-        self.tokenizer, model = load_model(source)
+        # Weights in the precision asked for (autocast alone would keep fp32 weights: twice the memory).
+        self.tokenizer, model = load_model(source, WEIGHT_DTYPES.get(precision, "float32"))
         self.placement: placement.Placement | None = None
         if device.type == "cuda" and torch.cuda.device_count() > 1:
             # gpus_per_pod > 1: split layer-wise when one GPU cannot hold weights + KV cache.
