@@ -1,7 +1,7 @@
 """Where a language model's layers go when one device is not enough: a layer-wise split, pure.
 
 A decoder layer costs its weights plus its share of the KV cache for the tokens one batch holds
-(`runtime.max_batch_tokens`, the budget batches are cut by). Devices are filled in order, each up
+(`model.options.kv_tokens`; keep `runtime.max_batch_tokens`, the budget batches are cut by, at most that). Devices are filled in order, each up
 to a memory budget, so the fewest devices are used and each layer runs where its cache lives; the
 embeddings and the output head sit on the first device. The plan task runs the same function from
 the model file's header (`footprint_from_gguf`), so a model that fits nowhere is refused, with
@@ -83,7 +83,7 @@ def place_layers(footprint: ModelFootprint, *, kv_tokens: int, devices: int, bud
             f"{kv_tokens} tokens), one layer {per_layer / GIB:.3f} GiB, but {devices} device(s) x "
             f"{budget_bytes / GIB:.2f} GiB budget hold {footprint.layers - remaining} of its {footprint.layers} layers. "
             "Use more GPUs per pod (backend.gke.gpus_per_pod), a larger accelerator, bf16, or a smaller "
-            "runtime.max_batch_tokens")
+            "model.options.kv_tokens (with runtime.max_batch_tokens at most that)")
     while counts and counts[-1] == 0:
         counts.pop()
         used.pop()
