@@ -10,6 +10,7 @@ numbers, before any pod starts. Torch-free (gguf and numpy only).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 # Share of a device's memory the weights and the KV cache may take: the rest is activations of one
@@ -90,6 +91,7 @@ def place_layers(footprint: ModelFootprint, *, kv_tokens: int, devices: int, bud
     return Placement(tuple(counts), tuple(used), budget_bytes, kv_tokens, devices)
 
 
+@functools.lru_cache(maxsize=8)  # the header of a 98 MB file takes seconds to walk on 2 busy cores
 def footprint_from_gguf(path: str, dtype_bytes: int) -> ModelFootprint:
     """The footprint of a GGUF model once de-quantised to `dtype_bytes`, from its header only."""
     from gguf import GGUFReader
