@@ -239,3 +239,15 @@ def test_plan_states_the_placement_and_refuses_with_numbers_a_model_that_fits_no
         "30 layers on 2 of 2 devices")
     with pytest.raises(PlacementError, match=r"fits nowhere: it needs 17\.\d+ GiB .* 1 device\(s\) x 13\.60 GiB"):
         placement_for_plan(gguf, precision="bf16", kv_tokens=800_000, backend=on_gke(1))
+
+
+def test_progress_line_and_summary_report_tokens_per_second():
+    from nightshard_worker.contract import ShardResult
+    from nightshard_worker.progress import ProgressReporter, summary
+
+    reporter = ProgressReporter("0001", 100, lambda: 40, lambda: "q", 10.0, 0, tokens_done=lambda: 2400)
+    assert "tokens=2400 " in reporter.line() and "tokens/s" in reporter.line()
+    assert "tokens" not in ProgressReporter("0001", 100, lambda: 40, lambda: "q", 10.0, 0).line()
+    result = ShardResult(shard_id="0001", status="succeeded", spec_fingerprint="f", wall_seconds=10.0,
+                         input_tokens=2000, output_tokens=400)
+    assert "tokens: input 2000, output 400, 240.0 tokens/s" in summary(result)
