@@ -154,7 +154,11 @@ def _llm_placement(config: PipelineConfig, model: ModelSpec, runtime: RuntimeSpe
     from nightshard_worker.llm_options import parse_llm_options
     from nightshard_worker.placement import PlacementError, placement_for_plan
 
-    source = model.artifact or model_files.smollm2_gguf()
+    try:
+        source = model.artifact or model_files.smollm2_gguf()
+    except FileNotFoundError as missing:  # an Airflow image without the worker's weights package
+        log.info("llm placement not planned: %s; the worker decides on the GPUs it finds", missing)
+        return f"not planned: {missing}"
     try:
         placement = placement_for_plan(source, precision=runtime.precision,
                                        kv_tokens=parse_llm_options(model.options).kv_tokens,
