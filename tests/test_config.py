@@ -91,7 +91,7 @@ def test_environment_expansion(monkeypatch):
 def test_shipped_demo_configs_are_valid():
     folder = Path(__file__).resolve().parents[1] / "dags" / "pipelines"
     names = sorted(load_pipeline_config(path).name for path in folder.glob("*.yaml"))
-    assert names == ["tabular_risk", "text_embeddings"]
+    assert names == ["review_sentiment", "tabular_risk", "text_embeddings"]
 
 
 def test_readme_config_reference_is_current():

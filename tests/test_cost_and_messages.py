@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from nightshard.cost import PriceError, load_price_table, run_cost
+from nightshard.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, run_cost
 from nightshard.messages import ALERT_SCHEMA, COMPLETION_SCHEMA, alert_message, completion_message, load_schema
 
 
@@ -35,6 +35,32 @@ def test_killed_and_preempted_attempts_are_billed_and_counted():
     assert [(s["attempts"], s["billed_seconds"]) for s in report["shards"]] == [(2, 20.0), (1, 10)]
     assert report["accelerator_hours"] == pytest.approx(30 / 3600) and report["attempts"] == 3
     assert report["total_cost"] == pytest.approx(0.03)
+
+
+def test_llm_cost_is_split_into_dollars_per_million_input_and_output_tokens_and_sent_in_the_message():
+    table = {"prices": {"nvidia-l4": {"spot": 1.0}}, "currency": "USD"}
+    shards = results((1800, 1000), (1800, 1000))
+    for shard in shards:
+        shard.update(input_tokens=600_000, output_tokens=100_000)
+    report = run_cost(shards, accelerator="nvidia-l4", provisioning="spot", accelerators_per_shard=1, table=table)
+    assert (report["input_tokens"], report["output_tokens"]) == (1_200_000, 200_000)
+    assert report["tokens_per_second"] == pytest.approx(1_400_000 / 3600)
+    # An output token weighs OUTPUT_TOKEN_WEIGHT input tokens; the two shares add up to the total.
+    input_share = report["cost_per_million_input_tokens"] * 1.2
+    output_share = report["cost_per_million_output_tokens"] * 0.2
+    assert input_share + output_share == pytest.approx(report["total_cost"])
+    assert report["cost_per_million_output_tokens"] == pytest.approx(
+        OUTPUT_TOKEN_WEIGHT * report["cost_per_million_input_tokens"])
+    assert "input_tokens" not in run_cost(results((1800, 1000)), accelerator="nvidia-l4", provisioning="spot",
+                                          accelerators_per_shard=1, table=table)
+
+    plan = {"pipeline": "p", "ds": "2026-11-22", "model_version": "v1", "run_id": "scheduled__x"}
+    published = {"output_partition": "gs://b/p", "manifest_uri": "gs://b/p/_manifest.json",
+                 "rows": {"output": 2000, "quarantined": 0}}
+    message = completion_message(plan, published, report)
+    jsonschema.validate(message, load_schema(COMPLETION_SCHEMA), format_checker=jsonschema.FormatChecker())
+    assert message["cost"]["per_million_input_tokens"] == pytest.approx(report["cost_per_million_input_tokens"])
+    assert message["cost"]["output_tokens"] == 200_000
 
 
 def test_shipped_price_table_covers_every_accelerator_and_mode():

@@ -158,3 +158,41 @@ def test_text_embedding_pipeline_with_minilm(catalogue_home):
     report = (catalogue_home / "predictions" / "text_embeddings" / "_reports" / "model_version=minilm-l6-v2"
               / f"ds={DS}" / "run_report.html").read_text()
     assert "rows truncated to the model&#x27;s context<b>1</b>" in report
+
+
+def test_review_sentiment_pipeline_labels_every_review_or_quarantines_it_with_the_reason(nightshard_home, airflow_db):
+    demo.make_reviews_partition(nightshard_home / "data", DS, rows=60, files=2, row_group_rows=15)
+    dag_run = run_pipeline("nightshard_review_sentiment", DS)
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    partition = published_partition(nightshard_home, "review_sentiment", "smollm2-135m", DS)
+    expected = input_ids(nightshard_home, "reviews", DS, "review_id")
+    outputs, quarantined = assert_exactly_once(partition, expected, "review_id")
+    manifest = assert_manifest_matches_files(partition)
+    assert {"review_id", "answer", "input_tokens", "output_tokens", "finish_reason", "prompt_truncated",
+            "label_probabilities"} == set(manifest["schema"])
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scored = pa.concat_tables([pq.read_table(path) for path in outputs])
+    truth = pa.concat_tables([pq.read_table(path, columns=["review_id", "stars"])
+                              for path in sorted((nightshard_home / "data" / "features" / "reviews"
+                                                  / f"ds={DS}").glob("*.parquet"))])
+    stars = dict(zip(truth.column("review_id").to_pylist(), truth.column("stars").to_pylist()))
+    answers = scored.column("answer").to_pylist()
+    right = sum((answer == "positive") == (stars[review] >= 4)
+                for review, answer in zip(scored.column("review_id").to_pylist(), answers))
+    assert right / len(answers) >= 0.8, f"{right}/{len(answers)} labels match the stars"
+    reasons = pq.read_table(quarantined[0]).column("reason").to_pylist()
+    assert "column 'review' is null" in reasons
+    assert any(reason.startswith("prompt is ") and "context of 256 tokens" in reason for reason in reasons)
+
+    # Tokens are the unit of cost: the cost report and the completion message price them.
+    input_tokens = sum(scored.column("input_tokens").to_pylist())
+    report = json.loads((nightshard_home / "predictions" / "review_sentiment" / "_reports"
+                         / "model_version=smollm2-135m" / f"ds={DS}" / "cost_report.json").read_text())
+    assert (report["input_tokens"], report["output_tokens"]) == (input_tokens, 0)
+    assert report["tokens_per_second"] > 0 and report["cost_per_million_input_tokens"] > 0
+    [message] = outbox_messages(nightshard_home, "completion")
+    jsonschema.validate(message, load_schema(COMPLETION_SCHEMA))
+    assert message["cost"]["input_tokens"] == input_tokens and message["cost"]["per_million_input_tokens"] > 0

@@ -136,7 +136,7 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                     "handler": {
                         "type": "string",
                         "description": (
-                            "tabular, text_embedding, image_classification, or package.module:Class for "
+                            "tabular, text_embedding, image_classification, llm (docs/llm.md), or package.module:Class for "
                             "your own handler (see worker/README.md)."
                         ),
                     },

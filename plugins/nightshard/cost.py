@@ -1,6 +1,8 @@
 """Cost, pure: accelerator-hours from the workers' own timings times the price table.
 
 Queue wait (Kueue / DWS holding a pod) is reported apart and never billed: no node runs then.
+For language models, tokens are the unit: the cost is split between input and output tokens with
+an output token weighing `OUTPUT_TOKEN_WEIGHT` input tokens, giving dollars per million of each.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from typing import Any
 from nightshard.failures import PermanentError
 
 SHIPPED_PRICES = Path(__file__).with_name("prices.json")
+# A generated token costs a forward step of its own, a prompt token shares one pass with its whole
+# prompt; 4x is the ratio most hosted LLM price lists use for output against input tokens.
+OUTPUT_TOKEN_WEIGHT = 4.0
 
 
 class PriceError(PermanentError):
@@ -60,7 +65,7 @@ def run_cost(
     hours = sum(shard["accelerator_hours"] for shard in shards)
     rows = sum(shard["rows"] for shard in shards)
     total = hours * price
-    return {
+    return {**_token_costs(results, total, hours / accelerators_per_shard * 3600 if accelerators_per_shard else 0.0),
         "accelerator": accelerator,
         "provisioning": provisioning,
         "price_per_accelerator_hour": price,
@@ -74,4 +79,21 @@ def run_cost(
         "total_cost": total,
         "cost_per_million_rows": total / rows * 1e6 if rows else 0.0,
         "shards": shards,
+    }
+
+
+def _token_costs(results: list[dict[str, Any]], total: float, wall_seconds: float) -> dict[str, Any]:
+    """Tokens, tokens/s and dollars per million input and output tokens; empty for non-LLM runs."""
+    input_tokens = sum(int(result.get("input_tokens") or 0) for result in results)
+    output_tokens = sum(int(result.get("output_tokens") or 0) for result in results)
+    if not input_tokens and not output_tokens:
+        return {}
+    per_weighted = total / (input_tokens + OUTPUT_TOKEN_WEIGHT * output_tokens)
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "tokens_per_second": (input_tokens + output_tokens) / wall_seconds if wall_seconds else 0.0,
+        "output_token_weight": OUTPUT_TOKEN_WEIGHT,
+        "cost_per_million_input_tokens": per_weighted * 1e6,
+        "cost_per_million_output_tokens": per_weighted * OUTPUT_TOKEN_WEIGHT * 1e6 if output_tokens else 0.0,
     }

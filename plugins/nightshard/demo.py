@@ -5,9 +5,11 @@
 writes, under $NIGHTSHARD_HOME (default <repo>/var):
     data/features/risk/ds=<date>/part-*.parquet + _SUCCESS       for pipeline tabular_risk
     data/features/catalogue/ds=<date>/part-*.parquet + _SUCCESS  for pipeline text_embeddings
+    data/features/reviews/ds=<date>/part-*.parquet + _SUCCESS    for pipeline review_sentiment (llm)
     models/tabular_risk/v1/model.pt + model.json                 TorchScript MLP trained here
 
-A few rows are bad on purpose (NaN features, empty descriptions) so the quarantine path runs too.
+A few rows are bad on purpose (NaN features, empty descriptions, null or over-long reviews) so the
+quarantine path runs too.
 Data is a pure function of (date, seed): reruns produce byte-identical partitions.
 """
 
@@ -38,6 +40,21 @@ WORDS = (
     "support adjustable standing desk bamboo cutting board knife set chef forged smart watch heart rate "
     "gps leather wallet minimalist travel adapter universal yoga mat non-slip camping tent two person"
 ).split()
+
+
+# Short product reviews built from phrases of a known sentiment; `stars` is the ground truth the
+# review_sentiment pipeline's labels are checked against (4-5 positive, 1-2 negative).
+POSITIVE_PHRASES = (
+    "I love this", "works perfectly", "excellent quality", "would buy again", "very happy with it",
+    "fantastic value", "exceeded my expectations", "highly recommend it",
+)
+NEGATIVE_PHRASES = (
+    "broke after a day", "waste of money", "very disappointed", "poor quality", "do not buy this",
+    "stopped working", "terrible customer service", "arrived damaged",
+)
+PRODUCTS = ("jacket", "kettle", "mug", "backpack", "chair", "desk", "tent", "wallet", "watch", "yoga mat")
+REVIEW_NULL_EVERY = 47  # null reviews: quarantined as "column 'review' is null"
+REVIEW_LONG_EVERY = 59  # rambling reviews longer than the pipeline's context: quarantined with their length
 
 
 def home() -> Path:
@@ -94,6 +111,32 @@ def make_catalogue_partition(root: Path, ds: str, rows: int, files: int = 2, row
     return folder
 
 
+def make_reviews_partition(root: Path, ds: str, rows: int, files: int = 2, row_group_rows: int = 100) -> Path:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(_seed(ds, 3))
+    products = rng.choice(PRODUCTS, size=rows)
+    positive = rng.random(rows) < 0.5
+    reviews: list[str | None] = []
+    for index in range(rows):
+        phrases = POSITIVE_PHRASES if positive[index] else NEGATIVE_PHRASES
+        picked = rng.choice(len(phrases), size=2, replace=False)
+        reviews.append(f"This {products[index]}: {phrases[picked[0]]}, {phrases[picked[1]]}.")
+    for index in range(REVIEW_NULL_EVERY - 1, rows, REVIEW_NULL_EVERY):
+        reviews[index] = None
+    for index in range(REVIEW_LONG_EVERY - 1, rows, REVIEW_LONG_EVERY):
+        reviews[index] = " ".join(rng.choice(WORDS, size=400))
+    stars = np.where(positive, rng.integers(4, 6, rows), rng.integers(1, 3, rows)).astype(np.int8)
+    ids = [f"rev-{ds.replace('-', '')}-{i:06d}" for i in range(rows)]
+    table = pa.table({"review_id": pa.array(ids), "review": pa.array(reviews, pa.string()),
+                      "stars": pa.array(stars)})
+    per_file = -(-rows // files)
+    tables = [table.slice(start, per_file) for start in range(0, rows, per_file)]
+    folder = root / "features" / "reviews" / f"ds={ds}"
+    write_partition(folder, tables, row_group_rows)
+    return folder
+
+
 def train_risk_model(models_root: Path, version: str = "v1", rows: int = 20_000, epochs: int = 30) -> Path:
     """Train the demo MLP on the ground-truth rule and save it as TorchScript with its metadata."""
     import torch
@@ -140,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ds", action="append", required=True, help="partition date(s) to generate")
     parser.add_argument("--risk-rows", type=int, default=120_000)
     parser.add_argument("--catalogue-rows", type=int, default=2_000)
+    parser.add_argument("--review-rows", type=int, default=200)
     parser.add_argument("--skip-model", action="store_true", help="keep an existing model")
     arguments = parser.parse_args(argv)
     root = home()
@@ -149,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     for ds in arguments.ds:
         print(f"wrote {make_risk_partition(root / 'data', ds, arguments.risk_rows)}")
         print(f"wrote {make_catalogue_partition(root / 'data', ds, arguments.catalogue_rows)}")
+        print(f"wrote {make_reviews_partition(root / 'data', ds, arguments.review_rows)}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ def completion_message(plan: dict[str, Any], published: dict[str, Any], cost: di
             "currency": cost["currency"],
             "per_million_rows": round(cost["cost_per_million_rows"], 6),
             "accelerator_hours": round(cost["accelerator_hours"], 6),
+            **({"input_tokens": cost["input_tokens"], "output_tokens": cost["output_tokens"],
+                "per_million_input_tokens": round(cost["cost_per_million_input_tokens"], 6),
+                "per_million_output_tokens": round(cost["cost_per_million_output_tokens"], 6)}
+               if "input_tokens" in cost else {}),
         },
         "published_at": _now(),
     }

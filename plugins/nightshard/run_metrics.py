@@ -42,6 +42,7 @@ WORKER_METRIC_NAMES = (
     "nightshard_worker_gpu_memory_bytes",
     "nightshard_worker_gpu_utilization_ratio",
     "nightshard_worker_peak_rss_bytes",
+    "nightshard_worker_tokens_total",  # llm handler only, by kind: input, output
 )
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

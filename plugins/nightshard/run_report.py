@@ -128,6 +128,13 @@ def render_run_report(
         (f"{cost.get('accelerator', 'accelerator')}-hours", f"{cost.get('accelerator_hours', 0.0):.4f}"),
         ("drift PSI", _psi_text(validation, plan["ds"])),
     ]
+    if "input_tokens" in cost:  # llm handler: tokens are the unit of speed and cost
+        facts[6:6] = [
+            ("tokens in / out", f"{cost['input_tokens']:,} / {cost['output_tokens']:,}"),
+            ("tokens/s", f"{cost['tokens_per_second']:,.1f}"),
+            ("per million input tokens", f"{cost['cost_per_million_input_tokens']:.4f} {currency}"),
+            ("per million output tokens", f"{cost['cost_per_million_output_tokens']:.4f} {currency}"),
+        ]
     values = {
         "pipeline": escape(plan["pipeline"]),
         "ds": escape(plan["ds"]),

@@ -97,6 +97,19 @@ def test_page_without_an_earlier_run_says_so_instead_of_a_psi():
     assert "n/a (no earlier run)" in page and 'class="mark previous"' not in page
 
 
+def test_llm_run_report_speaks_in_tokens():
+    results = straggling_run()
+    for result in results:
+        result.update(input_tokens=50_000, output_tokens=5_000)
+    cost = cost_for(results)
+    assert "input_tokens" in cost  # run_cost priced the tokens
+    page = render_run_report(plan=plan_for(results), results=results, validation=validation_with_drift(
+        CURRENT_COUNTS, 0.01), cost=cost, published={}, previous_manifest=None)
+    assert f"{cost['input_tokens']:,} / {cost['output_tokens']:,}" in page
+    assert "tokens/s" in page and "per million input tokens" in page and "per million output tokens" in page
+    assert "per million input tokens" not in sample_page()
+
+
 def chromium() -> str:
     binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not binary:

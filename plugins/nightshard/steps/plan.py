@@ -77,6 +77,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         needed = required_columns(model)
     except RequirementError as error:
         raise PlanError(f"{config.source}: {error}") from None
+    placement = _llm_placement(config, model, runtime_spec_for(config))
     clock = time.perf_counter()
     footers = read_footers(partition)
     footer_seconds = time.perf_counter() - clock
@@ -162,6 +163,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         "plan_seconds": {"footers": round(footer_seconds, 3), "specs": round(spec_seconds, 3)},
         "id_index_buckets": buckets,
         "estimate": estimate,
+        "placement": placement,
         "planned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # run duration starts here
         # infer maps over this list; a dry run maps over nothing and everything after it skips
         "shards": [] if run.dry_run else tickets,
@@ -170,6 +172,29 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
 
 # A task log of thousands of shard lines is read by nobody; the rest are in the plan document.
 SHARD_TABLE_LINES = 50
+
+
+def _llm_placement(config: PipelineConfig, model: ModelSpec, runtime: RuntimeSpec) -> str | None:
+    """How an llm model will sit on the pod's GPUs, logged; a PlanError with numbers if it fits nowhere."""
+    if model.handler != "llm":
+        return None
+    from nightshard_worker import model_files
+    from nightshard_worker.llm_options import parse_llm_options
+    from nightshard_worker.placement import PlacementError, placement_for_plan
+
+    try:
+        source = model.artifact or model_files.smollm2_gguf()
+    except FileNotFoundError as missing:  # an Airflow image without the worker's weights package
+        log.info("llm placement not planned: %s; the worker decides on the GPUs it finds", missing)
+        return f"not planned: {missing}"
+    try:
+        placement = placement_for_plan(source, precision=runtime.precision,
+                                       kv_tokens=parse_llm_options(model.options).kv_tokens,
+                                       backend=config.section("backend"))
+    except PlacementError as error:
+        raise PlanError(f"{config.source}: model {source}: {error}") from None
+    log.info("llm placement: %s", placement)
+    return placement
 
 
 def shard_table(tickets: list[dict[str, Any]], *, partition: str, input_rows: int, files: int) -> str:

@@ -34,4 +34,9 @@ def cost_run(config: PipelineConfig, plan: dict[str, Any], results: list[dict[st
         plan["pipeline"], plan["ds"], report["total_cost"], report["currency"], report["accelerator_hours"],
         report["accelerator"], report["provisioning"], report["cost_per_million_rows"], report_uri,
     )
+    if "input_tokens" in report:
+        log.info("tokens of %s ds=%s: %d in, %d out, %.1f tokens/s; %.4f %s per million input tokens, %.4f per "
+                 "million output tokens", plan["pipeline"], plan["ds"], report["input_tokens"], report["output_tokens"],
+                 report["tokens_per_second"], report["cost_per_million_input_tokens"], report["currency"],
+                 report["cost_per_million_output_tokens"])
     return {**report, "report_uri": report_uri}

@@ -170,6 +170,8 @@ class ShardResult:
     peak_device_memory_bytes: int = 0
     resumed_from_rows: int = 0  # rows already committed by an earlier attempt
     rows_truncated: int | None = None  # output rows the model saw only in part; None: the handler never cuts
+    input_tokens: int = 0  # llm handler: prompt tokens of the rows in the output (0 for other handlers)
+    output_tokens: int = 0  # llm handler: tokens generated for them
     attempts: int = 1
     # Seconds the earlier attempts of this shard ran before they were killed, preempted or failed (each as
     # of its last commit); with wall_seconds, what the shard's accelerator time was in all.

@@ -36,6 +36,14 @@ def required_columns(model: ModelSpec) -> dict[str, str]:
         return {_option(options, "text_column", model.handler): STRING}
     if model.handler == "image_classification":
         return {_option(options, "image_column", model.handler): BINARY}
+    if model.handler == "llm":
+        # The prompt template names the columns; a value of any type is rendered as text.
+        from nightshard_worker.llm_options import LlmOptionsError, parse_llm_options
+
+        try:
+            return {column: ANY for column in parse_llm_options(options).prompt.columns}
+        except LlmOptionsError as error:
+            raise RequirementError(str(error)) from None
     # A user handler ("package.module:Class") declares its columns in the config, so the plan can
     # check them without importing the handler (and torch) inside Airflow.
     declared = options.get("required_columns") or {}

@@ -51,6 +51,8 @@ class WorkerMetrics:
                                      "GPU busy share from NVML (absent without NVML)", registry=self.registry)
         self.peak_rss = Gauge("nightshard_worker_peak_rss_bytes", "Peak resident memory of the worker",
                               registry=self.registry)
+        self.tokens = Counter("nightshard_worker_tokens", "LLM tokens processed, by kind (input, output)",
+                              ["kind"], registry=self.registry)
         for outcome in ("scored", "quarantined"):
             self.rows.labels(outcome=outcome)
         for stage in STAGES:

@@ -82,10 +82,10 @@ def _write_row_group(parquet_writer: pq.ParquetWriter, rows: pa.Table) -> None:
     parquet_writer.write_table(rows.combine_chunks(), row_group_size=max(1, rows.num_rows))
 
 
-def count_true(uri: str, column: str) -> int:
-    """True values of one boolean column of a published file (reads that column only)."""
+def column_sums(uri: str, columns: list[str]) -> list[int]:
+    """Integer sums of a few columns of a written Parquet file (a boolean column: its true values), reading only those."""
     import pyarrow.compute as pc
 
     with storage.open_read(uri) as handle:
-        values = pq.read_table(handle, columns=[column]).column(column)
-    return int(pc.sum(values).as_py() or 0)
+        table = pq.read_table(handle, columns=columns)
+    return [int(pc.sum(table.column(name)).as_py() or 0) for name in columns]

@@ -52,6 +52,7 @@ class ShardPipeline:
         self.writer = WriterThread(checkpoint, spec.runtime.commit_every_row_groups, spec.runtime.commit_interval_seconds,
                                    self.write_queue, clock)
         self.rows_scored_this_attempt = 0
+        self.tokens_this_attempt = 0  # llm handler: input + output tokens scored since this attempt began
 
     def queue_depths(self) -> str:
         return (f"read:{depth(self.read_queue)},prep:{depth(self.prepared_queue)},"
@@ -137,6 +138,11 @@ class ShardPipeline:
             ],
             schema=self.quarantine_schema,
         )
+        for kind in ("input", "output"):
+            if f"{kind}_tokens" in outputs:  # llm handler: tokens are the unit of speed and cost
+                tokens = int(np.asarray(outputs[f"{kind}_tokens"], dtype=np.int64).sum())
+                self.metrics.tokens.labels(kind=kind).inc(tokens)
+                self.tokens_this_attempt += tokens
         self.metrics.rows.labels(outcome="scored").inc(output.num_rows)
         self.metrics.rows.labels(outcome="quarantined").inc(quarantine.num_rows)
         return ScoredStep(read_step.step, output, quarantine, self._histogram(outputs, prepared.good_count))

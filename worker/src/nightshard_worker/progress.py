@@ -16,7 +16,8 @@ class ProgressReporter(threading.Thread):
     """Logs `progress shard=... rows=done/total pct rate eta queues=...` every interval."""
 
     def __init__(self, shard_id: str, total_rows: int, rows_done: Callable[[], int],
-                 queue_depths: Callable[[], str], interval_seconds: float, resumed_rows: int):
+                 queue_depths: Callable[[], str], interval_seconds: float, resumed_rows: int,
+                 tokens_done: Callable[[], int] | None = None):
         super().__init__(name="progress", daemon=True)
         self.shard_id = shard_id
         self.total_rows = total_rows
@@ -24,6 +25,7 @@ class ProgressReporter(threading.Thread):
         self.queue_depths = queue_depths
         self.interval_seconds = max(0.1, interval_seconds)
         self.resumed_rows = resumed_rows
+        self.tokens_done = tokens_done  # llm handler: tokens scored this attempt
         self.started = time.monotonic()
         self._finished = threading.Event()
 
@@ -40,8 +42,9 @@ class ProgressReporter(threading.Thread):
         rate = (done - self.resumed_rows) / elapsed
         share = 100.0 * done / self.total_rows if self.total_rows else 100.0
         eta = f"{(self.total_rows - done) / rate:.0f}s" if rate > 0 else "unknown"
+        tokens = f" tokens={self.tokens_done()} {self.tokens_done() / elapsed:.1f}tokens/s" if self.tokens_done else ""
         return (f"progress shard={self.shard_id} rows={done}/{self.total_rows} {share:.1f}% "
-                f"rate={rate:.1f}rows/s eta={eta} queues={self.queue_depths()}")
+                f"rate={rate:.1f}rows/s{tokens} eta={eta} queues={self.queue_depths()}")
 
 
 def summary(result: ShardResult) -> str:
@@ -58,6 +61,10 @@ def summary(result: ShardResult) -> str:
         f"  output: {result.output_path} ({result.output_bytes} bytes, sha256 {result.output_sha256[:16]})",
         f"  quarantine: {result.quarantine_path}",
     ]
+    if result.input_tokens or result.output_tokens:
+        token_rate = (result.input_tokens + result.output_tokens) / result.wall_seconds if result.wall_seconds else 0.0
+        lines.insert(3, f"  tokens: input {result.input_tokens}, output {result.output_tokens}, "
+                        f"{token_rate:.1f} tokens/s over the shard's wall time")
     if result.error:
         lines.append(f"  error: {result.error}")
     return "\n".join(lines)

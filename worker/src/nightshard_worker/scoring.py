@@ -84,7 +84,9 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: 
                              checkpoint, metrics, clock, stop)
     reporter = ProgressReporter(spec.shard_id, total_rows,
                                 lambda: result.resumed_from_rows + pipeline.rows_scored_this_attempt,
-                                pipeline.queue_depths, runtime.progress_interval_seconds, progress.rows_done)
+                                pipeline.queue_depths, runtime.progress_interval_seconds, progress.rows_done,
+                                tokens_done=(lambda: pipeline.tokens_this_attempt)
+                                if any(f.name == "input_tokens" for f in handler.output_fields) else None)
     reporter.start()
     try:
         completed = pipeline.run()
@@ -110,12 +112,16 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: 
     result.output_bytes, result.output_sha256 = output_files.merge_chunks(
         checkpoint.output_chunks(), output_schema, spec.output_path)
     if handler.truncation_column:
-        result.rows_truncated = output_files.count_true(spec.output_path, handler.truncation_column)
+        result.rows_truncated = output_files.column_sums(spec.output_path, [handler.truncation_column])[0]
     if spec.id_index_buckets:
         from nightshard_worker.id_index import write_index
 
         log.info("shard %s: ids indexed in %d hash buckets at %s", spec.shard_id, spec.id_index_buckets,
                  write_index(spec))
+    if any(f.name == "input_tokens" for f in handler.output_fields):
+        # Summed from the merged file, so rows committed by an earlier attempt count too.
+        result.input_tokens, result.output_tokens = output_files.column_sums(
+            spec.output_path, ["input_tokens", "output_tokens"])
     result.status = STATUS_SUCCEEDED
     checkpoint.remove()
 

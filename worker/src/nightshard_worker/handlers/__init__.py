@@ -12,6 +12,7 @@ BUILTIN_HANDLERS = {
     "tabular": "nightshard_worker.handlers.tabular:TabularHandler",
     "text_embedding": "nightshard_worker.handlers.text_embedding:TextEmbeddingHandler",
     "image_classification": "nightshard_worker.handlers.image_classification:ImageClassificationHandler",
+    "llm": "nightshard_worker.handlers.llm:LlmHandler",
 }
 
 __all__ = ["BUILTIN_HANDLERS", "ModelHandler", "PreparedRows", "handler_class"]
