@@ -70,7 +70,7 @@ class UtilizationSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "UtilizationSampler":
+    def __enter__(self) -> UtilizationSampler:
         if getattr(self.device, "type", "cpu") == "cuda":
             self._thread = threading.Thread(target=self._sample, name="gpu-utilisation", daemon=True)
             self._thread.start()

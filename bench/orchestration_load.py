@@ -37,8 +37,17 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 sys.path.insert(0, str(REPO_ROOT / "plugins"))
 
 from deployment.real_stack import (  # noqa: E402
-    AirflowStack, free_port, log_in, postgres_available, psql, stack_environment, stop_processes, wait_for_dag,
-    wait_until_healthy, AIRFLOW, COMPONENTS,
+    AIRFLOW,
+    COMPONENTS,
+    AirflowStack,
+    free_port,
+    log_in,
+    postgres_available,
+    psql,
+    stack_environment,
+    stop_processes,
+    wait_for_dag,
+    wait_until_healthy,
 )
 
 DAG_ID = "nightshard_scale_trivial"
@@ -135,6 +144,7 @@ def score_outside_airflow(stack: AirflowStack, pipelines: Path) -> int:
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from nightshard_worker.contract import STATUS_SUCCEEDED, ShardResult, ShardSpec
     from nightshard_worker.id_index import read_input_ids, write_index
 

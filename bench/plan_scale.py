@@ -77,6 +77,7 @@ def make_partition(folder: Path, files: int) -> Path:
 def upload_partition(partition: Path, files: int) -> None:
     """The same files under gs://BUCKET/input/ds=.../, uploaded 32 at a time."""
     import fsspec
+
     from nightshard import storage
 
     gcs = fsspec.filesystem("gs", token="anon")

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             sizes[key] = getattr(arguments, key)
     torch.set_num_threads(arguments.threads)
     machine = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "device": device.type, "device_name": devices.device_name(device), "nproc": os.cpu_count(),
         "torch_threads": arguments.threads, "precision": arguments.precision, "torch": torch.__version__,
         "python": platform.python_version(), "platform": platform.platform(), "quick": arguments.quick,

@@ -82,7 +82,7 @@ async def hold_triggers(names: list[str], poll_interval: float, hold: float) -> 
     before = rss_bytes()
     triggers = [
         KubernetesPodTrigger(
-            pod_name=name, pod_namespace=NAMESPACE, trigger_start_time=dt.datetime.now(dt.timezone.utc),
+            pod_name=name, pod_namespace=NAMESPACE, trigger_start_time=dt.datetime.now(dt.UTC),
             base_container_name=CONTAINER, kubernetes_conn_id="kubernetes_default", poll_interval=poll_interval,
             get_logs=True, startup_timeout=600, startup_check_interval=min(30, poll_interval),
             schedule_timeout=int(hold) + 600, on_finish_action="delete_succeeded_pod",

@@ -76,8 +76,8 @@ class Ceiling:
     def __init__(self, workload: Workload, device: str, precision: str, threads: int):
         import torch
 
-        from nightshard_worker.batching import plan_batches
         from nightshard_worker import device as devices
+        from nightshard_worker.batching import plan_batches
         from nightshard_worker.reader import Unit, plan_steps
 
         torch.set_num_threads(threads)
@@ -173,7 +173,7 @@ def run_worker(workload: Workload, folder: Path, device: str, precision: str, th
         "worker", workload.rows, load_seconds=loaded_at - started, steady_seconds=done_at - loaded_at,
         end_to_end_seconds=result.wall_seconds, process_wall_seconds=ended - started,
         peak_rss_bytes=memory.peak_bytes, gpu_busy_percent=sampler.busy_percent,
-        details={"stage_seconds": result.stage_seconds, "result_peak_rss_bytes": result.peak_rss_bytes, "log_tail": [l.rstrip() for l in log_lines[-3:]]},
+        details={"stage_seconds": result.stage_seconds, "result_peak_rss_bytes": result.peak_rss_bytes, "log_tail": [line.rstrip() for line in log_lines[-3:]]},
     )
 
 

@@ -40,7 +40,7 @@ def main(dag_id: str, runs: str, worker_wrapper: str | None = None) -> None:
             task.retries = 0
     for run in json.loads(runs):
         print(f"RUN OF {run.get('label', run['ds'])}", flush=True)
-        logical_date = dt.datetime.fromisoformat(run["ds"]).replace(hour=3, tzinfo=dt.timezone.utc)
+        logical_date = dt.datetime.fromisoformat(run["ds"]).replace(hour=3, tzinfo=dt.UTC)
         try:
             dag_run = dag.test(logical_date=logical_date, run_conf=run.get("conf") or None)
         except Exception as error:  # a refused param never becomes a run

@@ -35,9 +35,9 @@ def gcs_emulator(log_path: Path) -> Iterator[str]:
             try:
                 urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1)
                 break
-            except OSError:
+            except OSError as error:
                 if time.time() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"GCS emulator did not start; see {log_path}")
+                    raise RuntimeError(f"GCS emulator did not start; see {log_path}") from error
                 time.sleep(0.2)
         yield url
     finally:

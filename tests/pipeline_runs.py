@@ -24,7 +24,7 @@ def load_dag(dag_id: str):
 def run_pipeline(dag_id: str, ds: str, **conf: Any):
     """One DAG run for partition `ds` via dag.test(); returns the DagRun."""
     dag = load_dag(dag_id)
-    logical_date = dt.datetime.fromisoformat(ds).replace(hour=3, tzinfo=dt.timezone.utc)
+    logical_date = dt.datetime.fromisoformat(ds).replace(hour=3, tzinfo=dt.UTC)
     return dag.test(logical_date=logical_date, run_conf=conf or None)
 
 

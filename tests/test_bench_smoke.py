@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hang_guard import hang_guard
 
 REPO = Path(__file__).resolve().parents[1]

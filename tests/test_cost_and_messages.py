@@ -6,7 +6,13 @@ import jsonschema
 import pytest
 
 from nightshard.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, run_cost
-from nightshard.messages import ALERT_SCHEMA, COMPLETION_SCHEMA, alert_message, completion_message, load_schema
+from nightshard.messages import (
+    ALERT_SCHEMA,
+    COMPLETION_SCHEMA,
+    alert_message,
+    completion_message,
+    load_schema,
+)
 
 
 def results(*seconds_and_rows):

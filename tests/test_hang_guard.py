@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 import dag_runner
+import pytest
 from hang_guard import DEFAULT_FACTOR, hang_guard
 
 

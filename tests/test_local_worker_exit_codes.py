@@ -3,7 +3,6 @@ is rerun inside the same try up to max_preemptions."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

@@ -14,9 +14,9 @@ from nightshard import demo
 from nightshard.config import load_pipeline_config
 from nightshard.cost import PriceError, hourly_price, load_price_table
 from nightshard.operators.local_worker import LocalWorkerOperator
-from nightshard.worker_exit import ShardFailed
 from nightshard.run_parameters import resolve_run_parameters
 from nightshard.steps.plan import plan_run
+from nightshard.worker_exit import ShardFailed
 
 REPO = Path(__file__).resolve().parents[1]
 DS = "2026-11-22"

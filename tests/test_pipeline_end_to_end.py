@@ -14,9 +14,6 @@ import jsonschema
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from nightshard import demo
-from nightshard.messages import COMPLETION_SCHEMA, load_schema
 from pipeline_runs import (
     ids_in,
     input_ids,
@@ -26,6 +23,9 @@ from pipeline_runs import (
     run_pipeline,
     task_states,
 )
+
+from nightshard import demo
+from nightshard.messages import COMPLETION_SCHEMA, load_schema
 
 DS = "2026-11-22"
 GIANT_ROW_ID = "sku-20261122-0000007"

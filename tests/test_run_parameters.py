@@ -12,7 +12,7 @@ from nightshard.config import load_pipeline_config
 from nightshard.run_parameters import RunParameterError, build_params, resolve_run_parameters
 
 CONFIG = load_pipeline_config(Path(__file__).resolve().parents[1] / "dags" / "pipelines" / "tabular_risk.yaml")
-LOGICAL = dt.datetime(2026, 11, 22, 3, tzinfo=dt.timezone.utc)
+LOGICAL = dt.datetime(2026, 11, 22, 3, tzinfo=dt.UTC)
 
 BAD_PARAMS = [
     {"ds": "../../etc"},

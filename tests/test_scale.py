@@ -9,8 +9,6 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from nightshard_worker.contract import ModelSpec, RuntimeSpec, ShardSpec
-from nightshard_worker.id_index import bucket_of, write_index
 
 from nightshard import storage
 from nightshard.id_check import check_unique_ids
@@ -25,6 +23,8 @@ from nightshard.planning import (
     startup_share,
     startup_share_line,
 )
+from nightshard_worker.contract import ModelSpec, RuntimeSpec, ShardSpec
+from nightshard_worker.id_index import bucket_of, write_index
 
 
 def test_map_bounded_keeps_order_and_never_exceeds_its_concurrency():

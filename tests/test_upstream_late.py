@@ -8,9 +8,9 @@ import time
 
 import pytest
 import yaml
+from pipeline_runs import REPO, published_partition, run_pipeline, task_states
 
 from nightshard import demo
-from pipeline_runs import REPO, published_partition, run_pipeline, task_states
 
 DS = "2026-11-22"
 

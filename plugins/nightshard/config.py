@@ -156,10 +156,10 @@ def _explain(error: jsonschema.ValidationError, source: str) -> PipelineConfigEr
     if error.validator == "required":
         missing = error.message.split("'")[1]
         name = f"{field}.{missing}" if field != "<top level>" else missing
-        return PipelineConfigError(source, name, "is required", f"add '{missing}' (see README, config reference)")
+        return PipelineConfigError(source, name, "is required", f"add '{missing}' (see docs/config.md)")
     if error.validator == "additionalProperties":
         return PipelineConfigError(
-            source, field, error.message, "remove or correct the misspelt key (see README, config reference)"
+            source, field, error.message, "remove or correct the misspelt key (see docs/config.md)"
         )
     if error.validator == "enum":
         return PipelineConfigError(
@@ -170,4 +170,4 @@ def _explain(error: jsonschema.ValidationError, source: str) -> PipelineConfigEr
             source, field, f"{error.instance!r} does not match {error.validator_value}", "use only the allowed characters"
         )
     description = error.schema.get("description", "")
-    return PipelineConfigError(source, field, error.message, description or "see README, config reference")
+    return PipelineConfigError(source, field, error.message, description or "see docs/config.md")

@@ -1,11 +1,12 @@
-"""Prints the pipeline config reference (markdown) from the schema: `python -m nightshard.config_reference`.
+"""The pipeline config reference, docs/config.md, written from the schema: `python -m nightshard.config_reference`.
 
-README's config reference is this output; a test fails when the two differ.
+A test fails when the page and the schema differ.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from nightshard.config import pipeline_schema
@@ -37,5 +38,19 @@ def _type_of(schema: dict[str, Any]) -> str:
     return " or ".join(kind) if isinstance(kind, list) else kind
 
 
+CONFIG_PAGE = Path(__file__).resolve().parents[2] / "docs" / "config.md"
+PAGE_INTRO = """# Pipeline config reference
+
+Every key of a pipeline config (`dags/pipelines/<name>.yaml`), its type, default and meaning.
+Generated from the schema by `python -m nightshard.config_reference`; a test keeps it current.
+A minimal config and how a config becomes a DAG: README's "Adding a pipeline".
+
+"""
+
+
+def render_page() -> str:
+    return PAGE_INTRO + render_reference()
+
+
 if __name__ == "__main__":
-    print(render_reference(), end="")
+    CONFIG_PAGE.write_text(render_page())

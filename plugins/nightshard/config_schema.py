@@ -1,6 +1,6 @@
 """The JSON schema of a pipeline config file (`dags/pipelines/<name>.yaml`).
 
-Every property carries a description: README's config reference is generated from this schema
+Every property carries a description: docs/config.md is generated from this schema
 (`python -m nightshard.config_reference`), so the two cannot drift apart.
 """
 

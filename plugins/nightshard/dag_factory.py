@@ -78,7 +78,7 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
         description=document.get("description") or f"nightly batch inference: {config.name}",
         doc_md=dag_documentation(config),
         schedule=CronDataIntervalTimetable(schedule, timezone="UTC") if schedule else None,
-        start_date=dt.datetime.fromisoformat(document["start_date"]).replace(tzinfo=dt.timezone.utc),
+        start_date=dt.datetime.fromisoformat(document["start_date"]).replace(tzinfo=dt.UTC),
         catchup=document["catchup"],
         max_active_runs=document["max_active_runs"],
         tags=sorted({"nightshard", config.section("model")["handler"].split(":")[0], *document["tags"]}),

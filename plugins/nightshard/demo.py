@@ -172,7 +172,7 @@ def train_risk_model(models_root: Path, version: str = "v1", rows: int = 20_000,
     metadata = {
         "name": "tabular_risk", "version": version, "format": "torchscript", "feature_columns": RISK_FEATURES,
         "output": "probability of default", "train_rows": rows, "train_accuracy": round(accuracy, 4),
-        "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (folder / "model.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return folder

@@ -11,10 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from nightshard_worker.id_index import BUCKETS_METADATA_KEY, index_uri
-
 from nightshard import storage
 from nightshard.validation import Check
+from nightshard_worker.id_index import BUCKETS_METADATA_KEY, index_uri
 
 EXAMPLES = 3  # duplicated ids named in the message; the rest are counted
 

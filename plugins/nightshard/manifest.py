@@ -76,7 +76,7 @@ def build_manifest(
         },
         "cost": {key: value for key, value in cost.items() if key != "shards"},
         "code_version": code_version(),
-        "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 

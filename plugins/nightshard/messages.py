@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ NEXT_STEP_BY_TASK = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     version = name.split(".", 1)[1]  # "completion.v1"
     return json.loads((SCHEMA_FOLDER / f"{version}.json").read_text())
@@ -112,4 +112,4 @@ def _next_step(task: str, cause: str) -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -14,11 +14,10 @@ import math
 import posixpath
 from dataclasses import dataclass
 
-from nightshard_worker.contract import InputSlice
-from nightshard_worker.input_requirements import arrow_type_matches_kind
-
 from nightshard import storage
 from nightshard.failures import PermanentError
+from nightshard_worker.contract import InputSlice
+from nightshard_worker.input_requirements import arrow_type_matches_kind
 
 
 class PlanError(PermanentError):

@@ -7,8 +7,8 @@ images to fetch) and the DAG environment free of a plotting dependency. Every ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
 
 WIDTH, HEIGHT = 560, 260
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 28, 56

@@ -136,4 +136,4 @@ def push_run_metrics(summary: dict[str, Any], gateway_url: str | None) -> bool:
 
 def _parse_time(value: str) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -150,7 +150,7 @@ def render_run_report(
         "charts": "\n".join(f'<div class="chart">{chart}</div>' for chart in charts),
         "shard_table": _shard_table(results, cost, set(slow), queue),
         "checks": _checks(validation),
-        "generated_at": escape((generated_at or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")),
+        "generated_at": escape((generated_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")),
         "price_note": escape(
             f"{cost.get('price_per_accelerator_hour', 0.0)} {currency} per {cost.get('accelerator', '')} hour "
             f"({cost.get('provisioning', '')}), price table of {cost.get('price_recorded', 'unknown date')}"),
@@ -244,4 +244,4 @@ def _queue_of(cost: dict[str, Any], shard_id: str) -> float:
 
 def _time(value: str) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fsspec.implementations.local import LocalFileSystem
+
 from nightshard_worker import storage as worker_storage
 
 filesystem = worker_storage.resolve

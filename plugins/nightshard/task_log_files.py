@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-_current: "_TeeToFile | None" = None
+_current: _TeeToFile | None = None
 
 
 def log_file_path(base_folder: str, *, dag_id: str, run_id: str, task_id: str, map_index: int | None,

@@ -118,7 +118,7 @@ class AirflowStack:
 
     def trigger(self, dag_id: str, ds: str, run_id: str, conf: dict[str, Any] | None = None) -> str:
         """Create a run for partition `ds` with the data interval the DAG's daily schedule gives it."""
-        start = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)
+        start = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC)
         self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={
             "dag_run_id": run_id, "logical_date": start.isoformat(), "data_interval_start": start.isoformat(),
             "data_interval_end": (start + dt.timedelta(days=1)).isoformat(), "conf": {"ds": ds, **(conf or {})},

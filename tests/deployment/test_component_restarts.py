@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from deployment.real_stack import RESTART_DATES, SLOW_DAG_ID, AirflowStack, require_worker, wait_for_dag
 from faults.invariant import assert_published_exactly_once, input_ids
 from hang_guard import hang_guard
+
+from deployment.real_stack import RESTART_DATES, SLOW_DAG_ID, AirflowStack, require_worker, wait_for_dag
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from hang_guard import hang_guard
 
 from deployment.real_stack import PIPELINE_DAG_ID, REST_DATES, AirflowStack, require_worker
-from hang_guard import hang_guard
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ RUN_TIMEOUT_SECONDS = hang_guard(150)
 
 def day_interval(ds: str) -> tuple[str, str]:
     """The data interval of partition `ds`: [ds 00:00, ds+1 00:00) UTC, as the DAG's schedule cuts it."""
-    start = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.timezone.utc)
+    start = dt.datetime.fromisoformat(ds).replace(tzinfo=dt.UTC)
     return start.isoformat(), (start + dt.timedelta(days=1)).isoformat()
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hang_guard import hang_guard
 
 from deployment.real_stack import (
     ADMIN_PASSWORD,
@@ -19,7 +20,6 @@ from deployment.real_stack import (
     AirflowStack,
     require_worker,
 )
-from hang_guard import hang_guard
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ tiny demo data, and the session summary of rows lost and duplicated that docs/fa
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

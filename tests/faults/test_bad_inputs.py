@@ -10,7 +10,6 @@ tests/worker/test_tabular_worker.py; the missing column end to end: tests/report
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from dag_runner import run_dates, task_log
 
 from faults.conftest import ID_COLUMN, RISK_DAG, risk_input, risk_output, risk_staging
-from dag_runner import run_dates, task_log
-from faults.invariant import assert_published_exactly_once, assert_unpublished, input_ids, snapshot
+from faults.invariant import assert_published_exactly_once, assert_unpublished, input_ids
 from nightshard import demo
 
 pytestmark = pytest.mark.slow

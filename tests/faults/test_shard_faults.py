@@ -20,13 +20,16 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
+from dag_runner import REPO, run_dates, task_log
 
 from faults.conftest import ID_COLUMN, RISK_DAG, risk_input, risk_output, risk_staging
-from dag_runner import REPO, run_dates, task_log
-from faults.invariant import (assert_published_exactly_once, assert_unpublished, assert_untouched, input_ids,
-                              snapshot)
+from faults.invariant import (
+    assert_published_exactly_once,
+    assert_untouched,
+    input_ids,
+    snapshot,
+)
 from nightshard import demo
 
 pytestmark = pytest.mark.slow
@@ -111,7 +114,7 @@ def infer_results(airflow_db: Path, run_id: str) -> dict[int, dict]:
 
 
 def test_faulty_run_fails_the_two_broken_shards_resumes_the_preempted_one_and_publishes_nothing(scenario):
-    home, run = scenario["home"], scenario["first"][DS]
+    run = scenario["first"][DS]
     assert run["states"]["infer"].count("failed") == 2 and run["states"]["infer"].count("success") == 2, run["states"]
     assert run["states"]["publish"] == ["upstream_failed"], run["states"]
     assert not scenario["after_faults"]["published"]

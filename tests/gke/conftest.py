@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from gke_support import HELM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-from gke_support import HELM
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ and are skipped. ObjectMeta is the API server's own business and is not checked 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ CRD_ROOT = Path(__file__).with_name("kueue_crds")
 KUEUE_VERSIONS = ("v0.13.4", "v0.19.2")
 
 
-@lru_cache(maxsize=None)
+@cache
 def crd_schemas(kueue_version: str) -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> openAPIV3Schema of every served version of the vendored CRDs."""
     schemas = {}
@@ -33,7 +33,7 @@ def crd_schemas(kueue_version: str) -> dict[tuple[str, str], dict[str, Any]]:
     return schemas
 
 
-@lru_cache(maxsize=None)
+@cache
 def _program(rule: str) -> Any:
     environment = celpy.Environment()
     return environment.program(environment.compile(rule))

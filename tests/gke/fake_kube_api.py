@@ -19,7 +19,8 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -97,7 +98,7 @@ class FakeKubeApi:
         self._resource_version = 1000
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self) -> "FakeKubeApi":
+    def start(self) -> FakeKubeApi:
         ready = threading.Event()
 
         def serve() -> None:

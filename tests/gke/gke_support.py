@@ -8,7 +8,6 @@ from typing import Any
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HELM = REPO_ROOT / "tools" / "bin" / "helm"
 CHART = REPO_ROOT / "helm" / "nightshard"

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 from gke_support import CHART
 
 from nightshard.gke.accelerators import ACCELERATORS, accelerator
-from nightshard.gke.admission import chart_values, check_admission, flavors_of, main, node_pool, node_pools_for
+from nightshard.gke.admission import (
+    chart_values,
+    check_admission,
+    flavors_of,
+    main,
+    node_pool,
+)
 from nightshard.gke.settings import PROVISIONING_MODES, GkeSettings
 
 IMAGE = "worker:1"

@@ -16,12 +16,16 @@ from typing import Any
 
 import pytest
 from airflow.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException
 from fake_kube_api import PodScript
 
-from airflow.sdk.exceptions import AirflowFailException
-
-from nightshard.gke.operator import (ShardFailed, ShardPodOperator, map_shard_pods, priority_for_run_type,
-                                     remaining_queue_seconds)
+from nightshard.gke.operator import (
+    ShardFailed,
+    ShardPodOperator,
+    map_shard_pods,
+    priority_for_run_type,
+    remaining_queue_seconds,
+)
 
 RUN_ID = "scheduled__2026-11-23T02:00:00+00:00"
 

@@ -14,13 +14,13 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from hang_guard import hang_guard
 
 from reporting.servers import free_port
-from hang_guard import hang_guard
 
 PUSHGATEWAY_BINARY = "/usr/bin/prometheus-pushgateway"
 SERVER_START_SECONDS = hang_guard(60)  # the Pub/Sub emulator is a JVM; a busy 2-core machine needs most of this

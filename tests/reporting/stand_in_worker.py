@@ -20,7 +20,7 @@ def main(spec_path: str) -> int:
 
     from nightshard_worker.contract import STATUS_SUCCEEDED, PredictionHistogram, ShardResult, ShardSpec
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     spec = ShardSpec.from_json(Path(spec_path).read_text())
     tables = [pq.ParquetFile(piece.path).read_row_groups(list(piece.row_groups)) for piece in spec.inputs]
@@ -40,7 +40,7 @@ def main(spec_path: str) -> int:
         rows_in=table.num_rows, rows_out=table.num_rows, rows_quarantined=0, output_path=spec.output_path,
         output_bytes=len(data), output_sha256=hashlib.sha256(data).hexdigest(),
         output_columns={field.name: str(field.type) for field in output.schema},
-        started_at=started.isoformat(), finished_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        started_at=started.isoformat(), finished_at=dt.datetime.now(dt.UTC).isoformat(),
         wall_seconds=wall, stage_seconds={"read": read_seconds, "predict": wall - read_seconds},
         device="cpu", device_name="stand-in",
         histogram=PredictionHistogram(edges=tuple(float(e) for e in edges), counts=tuple(int(c) for c in counts)),

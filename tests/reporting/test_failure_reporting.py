@@ -16,11 +16,12 @@ from urllib.parse import unquote, urlparse
 import jsonschema
 import pyarrow.parquet as pq
 import pytest
+from dag_runner import runs_with_one_conf
+from dag_runner import task_log as dag_test_task_log
+from pipeline_runs import outbox_messages
 
 from nightshard import demo
 from nightshard.messages import ALERT_SCHEMA, load_schema
-from pipeline_runs import outbox_messages
-from dag_runner import runs_with_one_conf, task_log as dag_test_task_log
 
 RUN_SECONDS = 180
 DS = "2026-11-22"

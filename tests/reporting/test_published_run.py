@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dag_runner import runs_with_one_conf
+from pipeline_runs import published_partition, read_manifest
 
 from nightshard import demo
 from nightshard.run_metrics import exported_metric_names
 from nightshard.run_report import CHART_NAMES
-from pipeline_runs import published_partition, read_manifest
-from dag_runner import runs_with_one_conf
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST_DS, SECOND_DS = "2026-11-21", "2026-11-22"
@@ -48,10 +48,9 @@ def two_days(nightshard_home, airflow_db, pushgateway, monkeypatch, tmp_path):
 
 
 def asset_events(run_id: str) -> list:
-    from sqlalchemy import select
-
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         return [(event.source_task_id, dict(event.extra))

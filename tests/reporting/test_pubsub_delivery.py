@@ -13,7 +13,13 @@ import jsonschema
 import pytest
 
 from nightshard.delivery import deliver
-from nightshard.messages import ALERT_SCHEMA, COMPLETION_SCHEMA, alert_message, completion_message, load_schema
+from nightshard.messages import (
+    ALERT_SCHEMA,
+    COMPLETION_SCHEMA,
+    alert_message,
+    completion_message,
+    load_schema,
+)
 from reporting.samples import cost_for, plan_for, straggling_run
 
 PROJECT = "nightshard-test"

@@ -18,8 +18,8 @@ from nightshard.run_metrics import (
     push_run_metrics,
     run_summary,
 )
-from reporting.servers import free_port
 from reporting.samples import START, cost_for, plan_for, straggling_run
+from reporting.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "dashboards" / "nightshard.json"

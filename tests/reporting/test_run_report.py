@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hang_guard import hang_guard
 
 from nightshard.run_report import CHART_NAMES, cost_by_stage, render_run_report, stragglers, throughput_points
 from nightshard.validation import population_stability_index
 from reporting.samples import EDGES, cost_for, plan_for, shard_result, straggling_run, validation_with_drift
-from hang_guard import hang_guard
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOT = REPO / "docs" / "run-report.png"

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from hang_guard import hang_guard
+
 from nightshard_worker.contract import InputSlice, ModelSpec, RuntimeSpec, ShardResult, ShardSpec
 
 TESTS_DIR = Path(__file__).resolve().parent

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-
 from conftest import FEATURES, make_spec, read_result, run_worker, save_spec, tabular_table, write_parquet
+
 from nightshard_worker.batching import plan_batches
 from nightshard_worker.contract import EXIT_FAILED, EXIT_OK, ModelSpec, RuntimeSpec
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows

@@ -6,9 +6,17 @@ import time
 
 import numpy as np
 import pyarrow as pa
+from conftest import (
+    FEATURES,
+    make_spec,
+    output_ids,
+    progress_record,
+    save_spec,
+    start_worker,
+    tabular_table,
+    write_parquet,
+)
 
-from conftest import (FEATURES, make_spec, output_ids, progress_record, save_spec, start_worker, tabular_table,
-                      write_parquet)
 from nightshard_worker.checkpoint import Checkpoint, read_chunk
 from nightshard_worker.contract import EXIT_OK, ModelSpec
 from nightshard_worker.metrics import StageClock

@@ -230,7 +230,9 @@ def test_plan_states_the_placement_and_refuses_with_numbers_a_model_that_fits_no
     from nightshard_worker.placement import PlacementError, placement_for_plan
 
     gguf = model_files.smollm2_gguf()
-    on_gke = lambda gpus: {"kind": "gke", "gke": {"gpus_per_pod": gpus, "accelerator": "nvidia-tesla-t4"}}
+    def on_gke(gpus):
+        return {"kind": "gke", "gke": {"gpus_per_pod": gpus, "accelerator": "nvidia-tesla-t4"}}
+
     assert placement_for_plan(gguf, precision="fp32", kv_tokens=16384, backend={"kind": "local"}).startswith("one device")
     assert placement_for_plan(gguf, precision="fp32", kv_tokens=16384, backend=on_gke(1)).startswith(
         "30 layers on 1 of 1 devices")

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-
 from conftest import make_spec, png_bytes, read_result, run_worker, save_spec, write_parquet
+
 from nightshard_worker.contract import EXIT_OK, ModelSpec
 
 SENTENCES = ["the cat sat on the mat", "nightly batch inference keeps the gpu busy",

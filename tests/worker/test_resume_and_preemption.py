@@ -7,12 +7,22 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import (FEATURES, make_spec, output_ids, progress_record, read_result, run_worker, save_spec,
-                      start_worker, tabular_table, write_parquet)
+from conftest import (
+    FEATURES,
+    make_spec,
+    output_ids,
+    progress_record,
+    read_result,
+    run_worker,
+    save_spec,
+    start_worker,
+    tabular_table,
+    write_parquet,
+)
 from hang_guard import hang_guard
-from nightshard_worker.contract import EXIT_OK, EXIT_PREEMPTED, STATUS_PREEMPTED, STATUS_SUCCEEDED, ModelSpec
+
 from nightshard_worker import tuning
+from nightshard_worker.contract import EXIT_OK, EXIT_PREEMPTED, STATUS_PREEMPTED, STATUS_SUCCEEDED, ModelSpec
 
 ROWS, ROW_GROUP_ROWS = 1200, 100  # 12 row groups
 

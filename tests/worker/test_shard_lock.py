@@ -8,12 +8,12 @@ import threading
 import time
 
 import pytest
+from conftest import output_ids, read_result, save_spec, start_worker
+from test_resume_and_preemption import ROWS, slow_spec, wait_for_committed_units
 
-from conftest import make_spec, output_ids, read_result, save_spec, start_worker, tabular_table, write_parquet
 from nightshard_worker.contract import EXIT_OK, STATUS_SUCCEEDED
 from nightshard_worker.errors import PreemptedError, ShardBusyError
 from nightshard_worker.shard_lock import exclusive_shard, lock_path
-from test_resume_and_preemption import ROWS, slow_spec, wait_for_committed_units
 
 
 def wait_for_line(process, text: str, timeout: float = 60) -> list[str]:

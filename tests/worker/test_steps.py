@@ -8,9 +8,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import (
+    FEATURES,
+    make_spec,
+    output_ids,
+    progress_record,
+    read_result,
+    run_worker,
+    save_spec,
+    start_worker,
+    tabular_table,
+    write_parquet,
+)
 
-from conftest import (FEATURES, make_spec, output_ids, progress_record, read_result, run_worker, save_spec,
-                      start_worker, tabular_table, write_parquet)
 from nightshard_worker.checkpoint import read_chunk
 from nightshard_worker.contract import EXIT_OK, ModelSpec
 from nightshard_worker.output_files import merge_chunks

@@ -9,11 +9,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import (
+    FEATURES,
+    make_spec,
+    output_ids,
+    read_result,
+    run_worker,
+    save_spec,
+    tabular_table,
+    with_runtime,
+    write_parquet,
+)
 
-from conftest import (FEATURES, make_spec, output_ids, read_result, run_worker, save_spec, tabular_table,
-                      with_runtime, write_parquet)
-from nightshard_worker.contract import (EXIT_BAD_SPEC, EXIT_OK, EXIT_TOO_MANY_BAD_ROWS, STATUS_FAILED,
-                                        STATUS_SUCCEEDED, ModelSpec)
+from nightshard_worker.contract import (
+    EXIT_BAD_SPEC,
+    EXIT_OK,
+    EXIT_TOO_MANY_BAD_ROWS,
+    STATUS_FAILED,
+    STATUS_SUCCEEDED,
+    ModelSpec,
+)
 
 
 def tabular_model(artifact: Path) -> ModelSpec:

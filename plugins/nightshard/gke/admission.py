@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 

@@ -8,8 +8,9 @@ listing and deleting is the thin edge (`delete_expired_failed_pods`).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from nightshard.gke.pod_builder import APP_LABEL, FAILED_POD_TTL_ANNOTATION
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import fsspec
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator

@@ -9,7 +9,8 @@ object it really sends.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from kubernetes.client import models as k8s
 

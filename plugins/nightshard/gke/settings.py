@@ -6,8 +6,9 @@ Standard library only: the config loader imports this module to build the pipeli
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from nightshard.gke.accelerators import ACCELERATORS, unknown_accelerator_message
 
@@ -307,7 +308,7 @@ class GkeSettings:
         raise ValueError(f"priority must be one of {PRIORITIES}, got {priority!r}")
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> "GkeSettings":
+    def from_config(cls, section: Mapping[str, Any]) -> GkeSettings:
         """Build from the `backend.gke` mapping (already schema-validated); unknown keys are an error."""
         raw = dict(section)
         known = set(GKE_SETTINGS_SCHEMA["properties"])

@@ -8,18 +8,6 @@ import posixpath
 import time
 from typing import Any
 
-from nightshard_worker.contract import (
-    STATUS_SUCCEEDED,
-    ContractError,
-    ModelSpec,
-    RuntimeSpec,
-    ShardResult,
-    ShardSpec,
-    shard_file_stem,
-)
-from nightshard_worker import id_index
-from nightshard_worker.input_requirements import RequirementError, required_columns
-
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
 from nightshard.planning import (
@@ -34,6 +22,17 @@ from nightshard.planning import (
 )
 from nightshard.run_estimate import log_estimate
 from nightshard.run_parameters import RunParameters
+from nightshard_worker import id_index
+from nightshard_worker.contract import (
+    STATUS_SUCCEEDED,
+    ContractError,
+    ModelSpec,
+    RuntimeSpec,
+    ShardResult,
+    ShardSpec,
+    shard_file_stem,
+)
+from nightshard_worker.input_requirements import RequirementError, required_columns
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         "id_index_buckets": buckets,
         "estimate": estimate,
         "placement": placement,
-        "planned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # run duration starts here
+        "planned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),  # run duration starts here
         # infer maps over this list; a dry run maps over nothing and everything after it skips
         "shards": [] if run.dry_run else tickets,
     }

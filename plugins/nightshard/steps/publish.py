@@ -17,11 +17,11 @@ import uuid
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
-from nightshard_worker import storage as worker_storage
 
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
 from nightshard.manifest import build_manifest
+from nightshard_worker import storage as worker_storage
 
 log = logging.getLogger(__name__)
 

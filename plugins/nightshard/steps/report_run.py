@@ -33,7 +33,7 @@ def report_run(
     except Exception:  # noqa: BLE001 - the run is published; a report bug must not fail it
         log.exception("could not write the run report; the run is published. Next step: file a bug with this trace")
     try:
-        summary = run_summary(plan, results, cost, finished_at=dt.datetime.now(dt.timezone.utc))
+        summary = run_summary(plan, results, cost, finished_at=dt.datetime.now(dt.UTC))
         gateway = config.section("runtime").get("pushgateway_url")
         receipt["metrics_pushed"] = push_run_metrics(summary, expand_environment(gateway) if gateway else None)
     except Exception:  # noqa: BLE001 - same reason: dashboards miss a run, readers do not

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from nightshard_worker.contract import EXIT_BAD_SPEC, EXIT_FAILED, ContractError, ShardResult, STATUS_FAILED
+from nightshard_worker.contract import EXIT_BAD_SPEC, EXIT_FAILED, STATUS_FAILED, ContractError, ShardResult
 
 
 def main(argv: list[str] | None = None) -> int:

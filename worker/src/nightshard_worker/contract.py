@@ -122,7 +122,7 @@ class ShardSpec:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ShardSpec":
+    def from_json(cls, text: str) -> ShardSpec:
         raw = _load_document(text, "shard spec")
         _check_version(raw, "shard spec")
         try:
@@ -188,7 +188,7 @@ class ShardResult:
         return document
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "ShardResult":
+    def from_dict(cls, raw: dict[str, Any]) -> ShardResult:
         raw = dict(raw)
         _check_version(raw, "shard result")
         histogram = raw.pop("histogram", None)
@@ -203,7 +203,7 @@ class ShardResult:
         return result
 
     @classmethod
-    def from_json(cls, text: str) -> "ShardResult":
+    def from_json(cls, text: str) -> ShardResult:
         return cls.from_dict(_load_document(text, "shard result"))
 
 

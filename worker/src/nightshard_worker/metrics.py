@@ -19,7 +19,7 @@ PUSH_JOB = "nightshard_worker"
 class StageClock:
     """Seconds spent per stage, summed across threads (preprocess time is CPU time of all decoders)."""
 
-    def __init__(self, metrics: "WorkerMetrics | None" = None):
+    def __init__(self, metrics: WorkerMetrics | None = None):
         self._seconds = {stage: 0.0 for stage in STAGES}
         self._lock = threading.Lock()
         self._metrics = metrics

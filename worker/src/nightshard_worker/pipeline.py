@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 import pyarrow as pa

@@ -23,7 +23,7 @@ class PromptTemplate:
     _parts: tuple[tuple[str, str | None], ...]  # (literal text, column or None)
 
     @classmethod
-    def parse(cls, text: str) -> "PromptTemplate":
+    def parse(cls, text: str) -> PromptTemplate:
         if not isinstance(text, str) or not text.strip():
             raise TemplateError("model.options.prompt must be a non-empty template string, e.g. 'Review: {text}'")
         try:

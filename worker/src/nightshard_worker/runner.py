@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from nightshard_worker import storage
 from nightshard_worker.contract import (
@@ -92,5 +92,5 @@ def _run_locked(spec: ShardSpec, stop: threading.Event) -> int:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 

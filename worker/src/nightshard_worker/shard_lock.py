@@ -18,8 +18,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from nightshard_worker import storage
 from nightshard_worker.errors import PreemptedError, ShardBusyError

@@ -22,14 +22,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from nightshard_worker import model_files, placement
+from nightshard_worker import model_files, placement, tuning
 from nightshard_worker.contract import ModelSpec
 from nightshard_worker.errors import BadInputError
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
 from nightshard_worker.input_requirements import ANY
 from nightshard_worker.llm_options import LlmOptions, LlmOptionsError, parse_llm_options
 from nightshard_worker.prompt_template import TemplateError
-from nightshard_worker import tuning
 
 log = logging.getLogger(__name__)
 

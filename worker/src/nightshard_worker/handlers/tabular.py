@@ -15,7 +15,6 @@ from nightshard_worker.errors import BadInputError
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
 from nightshard_worker.input_requirements import NUMERIC
 
-
 # Feature column types read straight from their Arrow buffers; other numeric types are cast first.
 _FLOAT_DTYPES = {pa.float32(): np.dtype(np.float32), pa.float64(): np.dtype(np.float64)}
 
