@@ -9,6 +9,7 @@ from nightshard.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, r
 from nightshard.messages import (
     ALERT_SCHEMA,
     COMPLETION_SCHEMA,
+    NEXT_STEP_BY_TASK,
     alert_message,
     completion_message,
     load_schema,
@@ -97,10 +98,13 @@ def test_completion_message_matches_its_schema():
         jsonschema.validate(broken, load_schema(COMPLETION_SCHEMA))
 
 
-def test_alert_takes_the_next_step_from_the_error():
-    message = alert_message(pipeline="p", dag_id="nightshard_p", ds="2026-11-22", run_id="r", task="infer",
-                            shard="00001-abcd", try_number=3,
-                            cause="shard 00001-abcd failed: crashed. Next step: read the traceback", log_url=None)
-    jsonschema.validate(message, load_schema(ALERT_SCHEMA))
-    assert message["next_step"] == "read the traceback"
-    assert message["shard"] == "00001-abcd"
+def test_alert_carries_the_given_next_step_else_the_tasks_usual_one():
+    given = alert_message(pipeline="p", dag_id="nightshard_p", ds="2026-11-22", run_id="r", task="infer",
+                          shard="00001-abcd", try_number=3, cause="shard 00001-abcd failed: crashed",
+                          next_step="read the traceback", log_url=None)
+    jsonschema.validate(given, load_schema(ALERT_SCHEMA))
+    assert given["next_step"] == "read the traceback"
+    assert given["shard"] == "00001-abcd"
+    usual = alert_message(pipeline="p", dag_id="nightshard_p", ds="2026-11-22", run_id="r", task="publish",
+                          shard=None, try_number=1, cause="disk full", log_url=None)
+    assert usual["next_step"] == NEXT_STEP_BY_TASK["publish"]

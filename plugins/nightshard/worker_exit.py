@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from nightshard.failures import ExplainedError
 from nightshard_worker.contract import (
     EXIT_BAD_SPEC,
     EXIT_FAILED,
@@ -13,8 +14,8 @@ from nightshard_worker.contract import (
 )
 
 
-class ShardFailed(AirflowException):
-    """A shard's worker (process or pod) failed, or never started; the message names shard, cause and next step."""
+class ShardFailed(ExplainedError, AirflowException):
+    """A shard's worker (process or pod) failed, or never started; cause (naming the shard) and next step as fields."""
 
 
 class ShardRejected(ShardFailed, AirflowFailException):

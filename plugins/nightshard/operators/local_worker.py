@@ -65,13 +65,10 @@ class LocalWorkerOperator(BaseOperator):
             code = self._run_worker(command, shard)
         if code != 0:
             cause, next_step = explain_exit(code)
-            message = (
-                f"shard {shard} failed: {cause} (exit {code}). Next step: {next_step}. "
-                f"Spec: {ticket['spec_uri']}"
-            )
+            failure = f"shard {shard} failed: {cause} (exit {code}). Spec: {ticket['spec_uri']}."
             if is_deterministic_failure(code):
-                raise ShardRejected(message + " Not retried: a retry would fail the same way.")
-            raise ShardFailed(message)
+                raise ShardRejected(f"{failure} Not retried: a retry would fail the same way.", next_step=next_step)
+            raise ShardFailed(failure, next_step=next_step)
         result = storage.read_json(ticket["result_uri"])
         self.log.info("shard %s: %s", shard, _one_line_summary(result))
         return result

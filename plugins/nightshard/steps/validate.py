@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
+from nightshard.failures import ExplainedError
 from nightshard.validation import (
     Check,
     OutputFooter,
@@ -23,7 +24,7 @@ from nightshard.validation import (
 log = logging.getLogger(__name__)
 
 
-class ValidationFailed(AirflowFailException):
+class ValidationFailed(ExplainedError, AirflowFailException):
     """Not published: the message lists the checks that failed. Retrying would not change them."""
 
 
@@ -58,9 +59,9 @@ def validate_run(config: PipelineConfig, plan: dict[str, Any], results: list[dic
     blocking = [check for check in checks if check.blocks_publish]
     if blocking:
         raise ValidationFailed(
-            f"{len(blocking)} check(s) failed, nothing was published:\n{render_checks(blocking)}\n"
-            "Next step: the failing check names the shard; inspect its result and log, fix the cause, then "
-            "clear the failed shard's infer task and this task (earlier shards are kept)."
+            f"{len(blocking)} check(s) failed, nothing was published:\n{render_checks(blocking)}\n",
+            next_step="the failing check names the shard; inspect its result and log, fix the cause, then "
+            "clear the failed shard's infer task and this task (earlier shards are kept).",
         )
     return {
         "checks": [_as_dict(check) for check in checks],
