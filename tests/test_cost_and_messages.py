@@ -5,7 +5,8 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from nightshard.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, run_cost
+from nightshard.config import validate_pipeline_document
+from nightshard.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, pricing_for, run_cost
 from nightshard.messages import (
     ALERT_SCHEMA,
     COMPLETION_SCHEMA,
@@ -31,6 +32,28 @@ def test_cost_is_accelerator_hours_times_price_and_queue_wait_is_free():
     assert report["cost_per_million_rows"] == pytest.approx(8.0)
     assert report["queue_wait_seconds"] == 7200
     assert [s["cost"] for s in report["shards"]] == pytest.approx([4.0, 4.0])
+
+
+PIPELINE = {
+    "name": "scores",
+    "input": {"uri": "/data/in", "id_column": "id"},
+    "model": {"handler": "tabular", "version": "v1", "options": {"feature_columns": ["x"]}},
+    "output": {"uri": "/data/out"},
+}
+
+
+def test_pricing_is_read_once_for_cost_and_estimate_with_a_gke_pods_gpus(tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"currency": "EUR", "prices": {"nvidia-l4": {"spot": 0.5, "on-demand": 1.5}}}')
+    local = pricing_for(validate_pipeline_document(
+        {**PIPELINE, "cost": {"accelerator": "nvidia-l4", "provisioning": "on-demand", "prices_file": str(prices)}}))
+    assert (local.price_per_accelerator_hour, local.accelerators_per_shard, local.currency) == (1.5, 1, "EUR")
+    gke = pricing_for(validate_pipeline_document(
+        {**PIPELINE, "cost": {"accelerator": "nvidia-l4", "provisioning": "spot", "prices_file": str(prices)},
+         "backend": {"kind": "gke", "gke": {"image": "worker:1", "accelerator": "nvidia-l4", "gpus_per_pod": 4}}}))
+    assert (gke.price_per_accelerator_hour, gke.accelerators_per_shard) == (0.5, 4)
+    shipped = pricing_for(validate_pipeline_document(PIPELINE))
+    assert shipped.table == load_price_table() and shipped.price_per_accelerator_hour > 0
 
 
 def test_killed_and_preempted_attempts_are_billed_and_counted():

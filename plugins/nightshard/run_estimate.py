@@ -11,8 +11,8 @@ import posixpath
 from typing import Any
 
 from nightshard import layout, storage
-from nightshard.config import PipelineConfig, expand_environment
-from nightshard.cost import hourly_price, load_price_table
+from nightshard.config import PipelineConfig
+from nightshard.cost import pricing_for
 
 log = logging.getLogger(__name__)
 
@@ -93,33 +93,23 @@ def throughput_history(config: PipelineConfig, model_version: str, ds: str, *, l
     return history
 
 
-def pricing_for(config: PipelineConfig) -> tuple[float, int, str]:
-    """Price per accelerator-hour, accelerators per shard and currency, as the cost step uses them."""
-    settings = config.section("cost")
-    prices_file = settings.get("prices_file")
-    table = load_price_table(expand_environment(prices_file) if prices_file else None)
-    backend = config.section("backend")
-    accelerators = (backend.get("gke") or {}).get("gpus_per_pod", 1) if backend["kind"] == "gke" else 1
-    return hourly_price(table, settings["accelerator"], settings["provisioning"]), accelerators, table.get(
-        "currency", "USD")
-
-
 def log_estimate(config: PipelineConfig, model_version: str, ds: str, shard_rows: list[int]) -> dict[str, Any] | None:
     """Read the history, estimate, log one line; an estimate that cannot be made never fails the plan."""
     if not shard_rows:
         log.info("estimate: every shard was committed earlier; nothing to score")
         return None
     try:
-        price, accelerators, currency = pricing_for(config)
+        pricing = pricing_for(config)
         history = throughput_history(config, model_version, ds)
         estimate = estimate_run(history, shard_rows=shard_rows,
-                                price_per_accelerator_hour=price, accelerators_per_shard=accelerators)
+                                price_per_accelerator_hour=pricing.price_per_accelerator_hour,
+                                accelerators_per_shard=pricing.accelerators_per_shard)
         if estimate and [run["ds"] for run in history] == [ds]:
             estimate["rerun_of"] = ds
     except Exception as error:  # noqa: BLE001 - the estimate is advice; planning goes on without it
         log.warning("no estimate: %s", error)
         return None
-    log.info("%s", render_estimate(estimate, shards=len(shard_rows), currency=currency))
+    log.info("%s", render_estimate(estimate, shards=len(shard_rows), currency=pricing.currency))
     return estimate
 
 
