@@ -7,12 +7,11 @@ Throughput comes from the published manifests of the same pipeline and model ver
 from __future__ import annotations
 
 import logging
-import posixpath
 from typing import Any
 
-from nightshard import layout, storage
 from nightshard.config import PipelineConfig
 from nightshard.cost import pricing_for
+from nightshard.published import partition_dates, published_manifest
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +66,15 @@ def throughput_history(config: PipelineConfig, model_version: str, ds: str, *, l
                        ) -> list[dict[str, float]]:
     """rows and worker_seconds of the latest published runs of this version on other dates than `ds`; when
     there are none, of `ds`'s own published run (a rerun)."""
-    table = layout.output_table(config, model_version)
-    fs, path = storage.filesystem(table)
-    if not fs.exists(path):
-        return []
-    dates = sorted(
-        (posixpath.basename(entry["name"])[len("ds="):]
-         for entry in fs.ls(path, detail=True)
-         if entry["type"] == "directory" and posixpath.basename(entry["name"]).startswith("ds=")),
-        reverse=True,
-    )
+    dates = partition_dates(config, model_version)[::-1]
     history = []
     # Other dates first; a rerun whose date is the only one published learns from that date's run.
     for other in [*(d for d in dates if d != ds), *(d for d in dates if d == ds)]:
         if other == ds and history:
             break
-        partition = layout.output_partition(config, model_version, other)
-        if not storage.exists(storage.join(partition, layout.SUCCESS_MARKER)):
+        manifest = published_manifest(config, model_version, other)
+        if manifest is None:
             continue
-        manifest = storage.read_json(storage.join(partition, layout.MANIFEST_FILE))
         history.append({"ds": other, "rows": manifest["rows"]["input"],
                         "worker_seconds": manifest["timings"]["worker_seconds"]})
         if len(history) == limit:
