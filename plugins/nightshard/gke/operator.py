@@ -9,11 +9,9 @@ ShardResult the worker wrote.
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Mapping
 from typing import Any
 
-import fsspec
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk.exceptions import AirflowException
 from kubernetes.client.exceptions import ApiException
@@ -28,6 +26,7 @@ from nightshard.worker_exit import (
     explain_exit,
     is_deterministic_failure,
     is_preemption,
+    read_shard_result,
 )
 
 SCHEDULED_RUN_TYPE = "scheduled"
@@ -41,12 +40,6 @@ def priority_for_run_type(run_type: Any) -> str:
     """Scheduled runs are "nightly"; backfills, manual and asset-triggered runs are "backfill"."""
     value = getattr(run_type, "value", run_type)
     return "nightly" if str(value) == SCHEDULED_RUN_TYPE else "backfill"
-
-
-def read_shard_result(result_uri: str) -> dict[str, Any]:
-    """The ShardResult JSON the worker wrote at `result_uri` (gs://, file://, or a path)."""
-    with fsspec.open(result_uri, "r", encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 class ShardPodOperator(KubernetesPodOperator):

@@ -11,13 +11,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from nightshard import storage
 from nightshard.worker_exit import (
     ShardFailed,
     ShardRejected,
     explain_exit,
     is_deterministic_failure,
     is_preemption,
+    read_shard_result,
 )
 
 # The worker commits and exits within 10 s of SIGTERM; this leaves a slow commit room to spare.
@@ -50,7 +50,7 @@ class LocalWorkerOperator(BaseOperator):
         shard = ticket["shard_id"]
         if ticket.get("already_committed"):
             self.log.info("shard %s was committed by an earlier attempt: reusing %s", shard, ticket["result_uri"])
-            return storage.read_json(ticket["result_uri"])
+            return read_shard_result(ticket["result_uri"])
         command = worker_command(ticket["spec_uri"])
         self.log.info("shard %s (%s rows): %s", shard, ticket["rows"], " ".join(command))
         preemptions = 0
@@ -69,7 +69,7 @@ class LocalWorkerOperator(BaseOperator):
             if is_deterministic_failure(code):
                 raise ShardRejected(f"{failure} Not retried: a retry would fail the same way.", next_step=next_step)
             raise ShardFailed(failure, next_step=next_step)
-        result = storage.read_json(ticket["result_uri"])
+        result = read_shard_result(ticket["result_uri"])
         self.log.info("shard %s: %s", shard, _one_line_summary(result))
         return result
 
