@@ -64,3 +64,18 @@ def test_an_explained_error_still_reads_as_one_message():
     error = ExplainedError("shard 1 broke.", next_step="clear it")
     assert str(error) == "shard 1 broke. Next step: clear it"
     assert str(ExplainedError("checks:\n- ids\n", next_step="inspect")) == "checks:\n- ids\nNext step: inspect"
+
+
+def test_alert_names_the_date_the_run_asked_for(tmp_path):
+    import datetime as dt
+
+    ti = SimpleNamespace(dag_id="nightshard_tabular_risk", run_id="scheduled__1", task_id="plan", try_number=1,
+                         log_url=None)
+    notifier = OnCallNotifier(pipeline="tabular_risk", outbox=str(tmp_path / "outbox"), topic=None,
+                              gcp_conn_id="google_cloud_default")
+    for index, (params, expected) in enumerate([({"ds": None}, "2026-11-22"), ({"ds": "2026-13-01"}, "2026-13-01")]):
+        ti.run_id = f"scheduled__{index}"
+        notifier.notify({"ti": ti, "task": None, "params": params, "exception": ValueError("bad"),
+                         "logical_date": dt.datetime(2026, 11, 22, 1, tzinfo=dt.UTC)})
+        [alert_file] = (tmp_path / "outbox").glob(f"*scheduled__{index}*.json")
+        assert json.loads(alert_file.read_text())["ds"] == expected

@@ -11,6 +11,7 @@ from airflow.sdk import BaseNotifier
 from nightshard.delivery import deliver, post_to_slack
 from nightshard.failures import cause_and_next_step
 from nightshard.messages import alert_message
+from nightshard.run_parameters import requested_ds
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,7 @@ class OnCallNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         ti = context["ti"]
         ticket = _ticket_of(context)
-        params = context.get("params") or {}
-        logical_date = context.get("logical_date")
-        ds = params.get("ds") or (logical_date.strftime("%Y-%m-%d") if logical_date else None)
+        ds = requested_ds(dict(context.get("params") or {}), context.get("logical_date"))
         cause, next_step = cause_and_next_step(context.get("exception"))
         message = alert_message(
             pipeline=self.pipeline,
