@@ -330,7 +330,10 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                     "accelerator": {
                         "type": "string",
                         "default": "cpu",
-                        "description": "Price-table key of the device the workers run on (see plugins/nightshard/prices.json).",
+                        "description": (
+                            "Price-table key of the device the workers run on (see plugins/nightshard/prices.json). "
+                            "On GKE with GPUs it defaults to backend.gke.accelerator; a different value is an error."
+                        ),
                     },
                     "provisioning": {
                         "enum": ["on-demand", "spot", "flex-start", "queued"],
