@@ -86,6 +86,20 @@ def test_a_gke_pipeline_states_its_accelerator_once(tmp_path):
     assert "'nvidia-l4'" in message and "backend.gke.accelerator is 'nvidia-h100-80gb'" in message
 
 
+def test_runtime_defaults_are_the_workers_own(tmp_path):
+    """RuntimeSpec is the one home of runtime defaults: a config without a runtime section plans the
+    worker's default spec, value for value and type for type."""
+    import dataclasses
+
+    from nightshard.steps.plan import runtime_spec_for
+    from nightshard_worker.contract import RuntimeSpec
+
+    planned = runtime_spec_for(load_pipeline_config(write_config(tmp_path, MINIMAL)))
+    for spec_field in dataclasses.fields(RuntimeSpec):
+        value = getattr(planned, spec_field.name)
+        assert (value, type(value)) == (spec_field.default, type(spec_field.default)), spec_field.name
+
+
 def test_name_must_match_file_name(tmp_path):
     path = write_config(tmp_path, MINIMAL, name="other")
     with pytest.raises(PipelineConfigError, match="rename the file to scores.yaml"):
