@@ -79,3 +79,12 @@ def test_alert_names_the_date_the_run_asked_for(tmp_path):
                          "logical_date": dt.datetime(2026, 11, 22, 1, tzinfo=dt.UTC)})
         [alert_file] = (tmp_path / "outbox").glob(f"*scheduled__{index}*.json")
         assert json.loads(alert_file.read_text())["ds"] == expected
+
+
+def test_a_pickled_error_keeps_its_fields():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ShardRejected("shard 1 failed (exit 2).", next_step="fix the spec")))
+    assert isinstance(error, ShardRejected)
+    assert cause_and_next_step(error) == ("shard 1 failed (exit 2).", "fix the spec")
+    assert str(error) == "shard 1 failed (exit 2). Next step: fix the spec"
