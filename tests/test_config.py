@@ -67,6 +67,39 @@ def test_nvidia_tesla_a100_is_accepted(tmp_path):
     assert config.section("backend")["gke"]["accelerator"] == "nvidia-tesla-a100"
 
 
+def test_a_gke_pipeline_states_its_accelerator_once(tmp_path):
+    gke = {"kind": "gke", "gke": {"image": "w:1", "accelerator": "nvidia-h100-80gb"}}
+    follows = load_pipeline_config(write_config(tmp_path, {**MINIMAL, "backend": gke}))
+    assert follows.section("cost")["accelerator"] == "nvidia-h100-80gb"
+    same = load_pipeline_config(write_config(tmp_path, {**MINIMAL, "backend": gke,
+                                                        "cost": {"accelerator": "nvidia-h100-80gb"}}))
+    assert same.section("cost")["accelerator"] == "nvidia-h100-80gb"
+    cpu_pods = {"kind": "gke", "gke": {"image": "w:1", "gpus_per_pod": 0}}
+    assert load_pipeline_config(write_config(tmp_path, {**MINIMAL, "backend": cpu_pods})).section(
+        "cost")["accelerator"] == "cpu"
+    assert load_pipeline_config(write_config(tmp_path, MINIMAL)).section("cost")["accelerator"] == "cpu"
+    path = write_config(tmp_path, {**MINIMAL, "backend": gke, "cost": {"accelerator": "nvidia-l4"}})
+    with pytest.raises(PipelineConfigError) as raised:
+        load_pipeline_config(path)
+    message = str(raised.value)
+    assert str(path) in message and "field 'cost.accelerator'" in message
+    assert "'nvidia-l4'" in message and "backend.gke.accelerator is 'nvidia-h100-80gb'" in message
+
+
+def test_runtime_defaults_are_the_workers_own(tmp_path):
+    """RuntimeSpec is the one home of runtime defaults: a config without a runtime section plans the
+    worker's default spec, value for value and type for type."""
+    import dataclasses
+
+    from nightshard.steps.plan import runtime_spec_for
+    from nightshard_worker.contract import RuntimeSpec
+
+    planned = runtime_spec_for(load_pipeline_config(write_config(tmp_path, MINIMAL)))
+    for spec_field in dataclasses.fields(RuntimeSpec):
+        value = getattr(planned, spec_field.name)
+        assert (value, type(value)) == (spec_field.default, type(spec_field.default)), spec_field.name
+
+
 def test_name_must_match_file_name(tmp_path):
     path = write_config(tmp_path, MINIMAL, name="other")
     with pytest.raises(PipelineConfigError, match="rename the file to scores.yaml"):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from nightshard.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, run_cost
+from nightshard.config import validate_pipeline_document
+from nightshard.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, pricing_for, run_cost
 from nightshard.messages import (
     ALERT_SCHEMA,
     COMPLETION_SCHEMA,
+    NEXT_STEP_BY_TASK,
     alert_message,
     completion_message,
     load_schema,
@@ -30,6 +32,28 @@ def test_cost_is_accelerator_hours_times_price_and_queue_wait_is_free():
     assert report["cost_per_million_rows"] == pytest.approx(8.0)
     assert report["queue_wait_seconds"] == 7200
     assert [s["cost"] for s in report["shards"]] == pytest.approx([4.0, 4.0])
+
+
+PIPELINE = {
+    "name": "scores",
+    "input": {"uri": "/data/in", "id_column": "id"},
+    "model": {"handler": "tabular", "version": "v1", "options": {"feature_columns": ["x"]}},
+    "output": {"uri": "/data/out"},
+}
+
+
+def test_pricing_is_read_once_for_cost_and_estimate_with_a_gke_pods_gpus(tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"currency": "EUR", "prices": {"nvidia-l4": {"spot": 0.5, "on-demand": 1.5}}}')
+    local = pricing_for(validate_pipeline_document(
+        {**PIPELINE, "cost": {"accelerator": "nvidia-l4", "provisioning": "on-demand", "prices_file": str(prices)}}))
+    assert (local.price_per_accelerator_hour, local.accelerators_per_shard, local.currency) == (1.5, 1, "EUR")
+    gke = pricing_for(validate_pipeline_document(
+        {**PIPELINE, "cost": {"accelerator": "nvidia-l4", "provisioning": "spot", "prices_file": str(prices)},
+         "backend": {"kind": "gke", "gke": {"image": "worker:1", "accelerator": "nvidia-l4", "gpus_per_pod": 4}}}))
+    assert (gke.price_per_accelerator_hour, gke.accelerators_per_shard) == (0.5, 4)
+    shipped = pricing_for(validate_pipeline_document(PIPELINE))
+    assert shipped.table == load_price_table() and shipped.price_per_accelerator_hour > 0
 
 
 def test_killed_and_preempted_attempts_are_billed_and_counted():
@@ -97,10 +121,13 @@ def test_completion_message_matches_its_schema():
         jsonschema.validate(broken, load_schema(COMPLETION_SCHEMA))
 
 
-def test_alert_takes_the_next_step_from_the_error():
-    message = alert_message(pipeline="p", dag_id="nightshard_p", ds="2026-11-22", run_id="r", task="infer",
-                            shard="00001-abcd", try_number=3,
-                            cause="shard 00001-abcd failed: crashed. Next step: read the traceback", log_url=None)
-    jsonschema.validate(message, load_schema(ALERT_SCHEMA))
-    assert message["next_step"] == "read the traceback"
-    assert message["shard"] == "00001-abcd"
+def test_alert_carries_the_given_next_step_else_the_tasks_usual_one():
+    given = alert_message(pipeline="p", dag_id="nightshard_p", ds="2026-11-22", run_id="r", task="infer",
+                          shard="00001-abcd", try_number=3, cause="shard 00001-abcd failed: crashed",
+                          next_step="read the traceback", log_url=None)
+    jsonschema.validate(given, load_schema(ALERT_SCHEMA))
+    assert given["next_step"] == "read the traceback"
+    assert given["shard"] == "00001-abcd"
+    usual = alert_message(pipeline="p", dag_id="nightshard_p", ds="2026-11-22", run_id="r", task="publish",
+                          shard=None, try_number=1, cause="disk full", log_url=None)
+    assert usual["next_step"] == NEXT_STEP_BY_TASK["publish"]

@@ -58,3 +58,15 @@ def test_more_preemptions_than_allowed_fail_as_retryable(monkeypatch, tmp_path):
         run(tmp_path, max_preemptions=2)
     assert not isinstance(failure.value, AirflowFailException)  # Airflow's retries still apply
     assert len(runs.read_text().splitlines()) == 3
+
+
+def test_both_backends_read_the_shard_result_file_one_way(tmp_path):
+    from nightshard.gke import operator as gke_operator
+    from nightshard.worker_exit import read_shard_result
+
+    result = tmp_path / "_results" / "part-00001.json"
+    result.parent.mkdir()
+    result.write_text('{"shard_id": "00001", "rows_in": 3, "status": "succeeded"}')
+    assert read_shard_result(str(result)) == read_shard_result(result.as_uri()) == {
+        "shard_id": "00001", "rows_in": 3, "status": "succeeded"}
+    assert gke_operator.read_shard_result is local_worker.read_shard_result is read_shard_result

@@ -55,6 +55,7 @@ def test_timeout_fails_with_marker_wait_and_next_step():
     message = str(raised.value)
     assert "/data/in/ds=2026-11-22/_SUCCESS did not appear within 2:00:00" in message
     assert "Next step" in message
+    assert raised.value.next_step.startswith("check the upstream job that writes this partition")
 
 
 def test_sensor_returns_at_once_when_the_partition_is_ready(tmp_path):

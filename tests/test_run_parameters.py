@@ -58,3 +58,20 @@ def test_trigger_form_schema_rejects_bad_params(bad):
 def test_a_run_without_logical_date_needs_a_ds():
     with pytest.raises(RunParameterError, match="set ds=YYYY-MM-DD"):
         resolve_run_parameters(CONFIG, {}, None)
+
+
+@pytest.mark.parametrize(
+    ("params", "logical_date", "expected"),
+    [
+        ({"ds": "2026-11-20"}, dt.datetime(2026, 11, 22, tzinfo=dt.UTC), "2026-11-20"),
+        ({"ds": None}, dt.datetime(2026, 11, 22, 23, 59, tzinfo=dt.UTC), "2026-11-22"),
+        ({}, None, None),
+        ({"ds": "not-a-date"}, None, "not-a-date"),  # unchecked: the alert names what was asked
+    ],
+)
+def test_the_requested_date_is_the_ds_param_else_the_logical_date(params, logical_date, expected):
+    from nightshard.run_parameters import requested_ds, resolve_ds
+
+    assert requested_ds(params, logical_date) == expected
+    if expected == "2026-11-20" or expected == "2026-11-22":
+        assert resolve_ds(params, logical_date) == expected

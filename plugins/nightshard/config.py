@@ -105,6 +105,7 @@ def validate_pipeline_document(document: dict[str, Any], source: str = "<config>
     if errors:
         raise _explain(errors[0], source)
     completed = fill_defaults(schema, copy.deepcopy(document))
+    _price_the_pods_accelerator(document, completed, source)
     stem = Path(source).stem
     if source != "<config>" and completed["name"] != stem:
         raise PipelineConfigError(
@@ -112,6 +113,25 @@ def validate_pipeline_document(document: dict[str, Any], source: str = "<config>
             f"rename the file to {completed['name']}.yaml or set name: {stem}",
         )
     return PipelineConfig(source=source, document=completed)
+
+
+def _price_the_pods_accelerator(document: dict[str, Any], completed: dict[str, Any], source: str) -> None:
+    """A GKE pipeline with GPUs states its device once: cost.accelerator defaults to backend.gke.accelerator,
+    and stating a different one is an error naming both (the bill would price a device the pods never get)."""
+    backend = completed["backend"]
+    if backend["kind"] != "gke" or not backend["gke"].get("gpus_per_pod"):
+        return
+    pods_run_on = backend["gke"]["accelerator"]
+    stated = (document.get("cost") or {}).get("accelerator")
+    if stated is None:
+        completed["cost"]["accelerator"] = pods_run_on
+    elif stated != pods_run_on:
+        raise PipelineConfigError(
+            source, "cost.accelerator",
+            f"cost.accelerator is {stated!r} but backend.gke.accelerator is {pods_run_on!r}: the run would be "
+            "priced for a device its pods do not run on",
+            "drop cost.accelerator (on GKE it follows backend.gke.accelerator), or set both to the same label",
+        )
 
 
 def fill_defaults(schema: dict[str, Any], value: Any) -> Any:

@@ -6,11 +6,18 @@ Every property carries a description: docs/config.md is generated from this sche
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+from nightshard_worker.contract import RuntimeSpec
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{1,62}$"
 MODEL_VERSION = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+# The worker's RuntimeSpec is the one home of runtime defaults; the config schema shows and fills them.
+_RUNTIME_DEFAULTS = {spec_field.name: spec_field.default for spec_field in dataclasses.fields(RuntimeSpec)}
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -162,48 +169,48 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
             ),
             "runtime": _object(
                 properties={
-                    "device": {"type": "string", "default": "auto", "description": "auto, cpu or cuda."},
+                    "device": {"type": "string", "default": _RUNTIME_DEFAULTS["device"], "description": "auto, cpu or cuda."},
                     "precision": {
                         "enum": ["fp32", "bf16", "fp16"],
-                        "default": "fp32",
+                        "default": _RUNTIME_DEFAULTS["precision"],
                         "description": "Autocast precision of the forward pass.",
                     },
                     "batch_size": {
                         "type": "integer",
                         "minimum": 1,
-                        "default": 256,
+                        "default": _RUNTIME_DEFAULTS["batch_size"],
                         "description": "Rows per forward pass at most.",
                     },
                     "max_batch_tokens": {
                         "type": "integer",
                         "minimum": 16,
-                        "default": 16384,
+                        "default": _RUNTIME_DEFAULTS["max_batch_tokens"],
                         "description": "Text only: padded tokens per forward pass at most.",
                     },
-                    "compile": {"type": "boolean", "default": False, "description": "torch.compile the model."},
+                    "compile": {"type": "boolean", "default": _RUNTIME_DEFAULTS["compile"], "description": "torch.compile the model."},
                     "preprocess_workers": {
                         "type": "integer",
                         "minimum": 1,
-                        "default": 2,
+                        "default": _RUNTIME_DEFAULTS["preprocess_workers"],
                         "description": "Threads that tokenise / decode while the model runs.",
                     },
                     "threads": {
                         "type": ["integer", "null"],
                         "minimum": 1,
-                        "default": None,
+                        "default": _RUNTIME_DEFAULTS["threads"],
                         "description": "torch intra-op threads; null keeps torch's default.",
                     },
                     "commit_every_row_groups": {
                         "type": "integer",
                         "minimum": 1,
-                        "default": 1,
+                        "default": _RUNTIME_DEFAULTS["commit_every_row_groups"],
                         "description": "Checkpoint cadence in row groups: a commit covers at least this many (rounded up "
                                        "to whole steps of a few batches) and at least commit_interval_seconds of scoring.",
                     },
                     "commit_interval_seconds": {
                         "type": "number",
                         "minimum": 0,
-                        "default": 10,
+                        "default": _RUNTIME_DEFAULTS["commit_interval_seconds"],
                         "description": "Checkpoint cadence in time: at least this many seconds of scoring between "
                                        "commits, so a retry after a hard kill redoes at most about this much work "
                                        "(SIGTERM still commits everything scored). A cheap model scores a step in "
@@ -215,21 +222,21 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                     "progress_interval_seconds": {
                         "type": "number",
                         "exclusiveMinimum": 0,
-                        "default": 10,
+                        "default": _RUNTIME_DEFAULTS["progress_interval_seconds"],
                         "description": "Seconds between progress lines in the task log.",
                     },
                     "metrics_port": {
                         "type": ["integer", "null"],
                         "minimum": 0,
                         "maximum": 65535,
-                        "default": None,
+                        "default": _RUNTIME_DEFAULTS["metrics_port"],
                         "description": "Port the worker serves Prometheus metrics on while it runs (0: any free port); "
                                        "null serves none. On GKE, the chart's worker.networkPolicy.metricsPort "
                                        "lets the scraper in.",
                     },
                     "pushgateway_url": {
                         "type": ["string", "null"],
-                        "default": None,
+                        "default": _RUNTIME_DEFAULTS["pushgateway_url"],
                         "description": "Prometheus Pushgateway for worker metrics; null disables the push.",
                     },
                 },
@@ -281,7 +288,7 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "type": "number",
                         "minimum": 0,
                         "maximum": 1,
-                        "default": 0.5,
+                        "default": _RUNTIME_DEFAULTS["max_bad_row_fraction"],
                         "description": "A worker fails its shard when more of its rows than this are bad.",
                     },
                     "drift_psi_warn": {
@@ -330,7 +337,10 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                     "accelerator": {
                         "type": "string",
                         "default": "cpu",
-                        "description": "Price-table key of the device the workers run on (see plugins/nightshard/prices.json).",
+                        "description": (
+                            "Price-table key of the device the workers run on (see plugins/nightshard/prices.json). "
+                            "On GKE with GPUs it defaults to backend.gke.accelerator; a different value is an error."
+                        ),
                     },
                     "provisioning": {
                         "enum": ["on-demand", "spot", "flex-start", "queued"],

@@ -8,9 +8,11 @@ an output token weighing `OUTPUT_TOKEN_WEIGHT` input tokens, giving dollars per 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nightshard.config import PipelineConfig, expand_environment
 from nightshard.failures import PermanentError
 
 SHIPPED_PRICES = Path(__file__).with_name("prices.json")
@@ -25,6 +27,38 @@ class PriceError(PermanentError):
 
 def load_price_table(override: str | None = None) -> dict[str, Any]:
     return json.loads(Path(override or SHIPPED_PRICES).read_text())
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How a pipeline's run is priced: the price table, the device and provisioning, accelerators per shard."""
+
+    table: dict[str, Any]
+    accelerator: str
+    provisioning: str
+    accelerators_per_shard: int
+
+    @property
+    def price_per_accelerator_hour(self) -> float:
+        return hourly_price(self.table, self.accelerator, self.provisioning)
+
+    @property
+    def currency(self) -> str:
+        return str(self.table.get("currency", "USD"))
+
+
+def pricing_for(config: PipelineConfig) -> Pricing:
+    """The pricing the cost step bills and plan's estimate uses: cost.* settings, and a GKE pod's GPUs."""
+    settings = config.section("cost")
+    prices_file = settings.get("prices_file")
+    backend = config.section("backend")
+    accelerators = (backend.get("gke") or {}).get("gpus_per_pod", 1) if backend["kind"] == "gke" else 1
+    return Pricing(
+        table=load_price_table(expand_environment(prices_file) if prices_file else None),
+        accelerator=settings["accelerator"],
+        provisioning=settings["provisioning"],
+        accelerators_per_shard=accelerators,
+    )
 
 
 def hourly_price(table: dict[str, Any], accelerator: str, provisioning: str) -> float:

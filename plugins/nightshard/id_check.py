@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightshard import storage
+from nightshard.failures import ExplainedError
 from nightshard.validation import Check
 from nightshard_worker.id_index import BUCKETS_METADATA_KEY, index_uri
 
@@ -60,8 +61,8 @@ def check_unique_ids(id_index_dir: str, shard_ids: list[str], *, buckets: int, i
                              "held at once")
 
 
-class IndexMissing(Exception):
-    pass
+class IndexMissing(ExplainedError):
+    """A shard's id index is absent or from another plan: the uniqueness check cannot read it."""
 
 
 def _open_index(id_index_dir: str, shard_id: str, buckets: int) -> ShardIndex:
@@ -70,14 +71,14 @@ def _open_index(id_index_dir: str, shard_id: str, buckets: int) -> ShardIndex:
     uri = index_uri(id_index_dir, shard_id)
     if not storage.exists(uri):
         raise IndexMissing(f"shard {shard_id} wrote no id index ({uri}); its worker predates the index or "
-                           "was interrupted after its result. Next step: clear its infer task and validate")
+                           "was interrupted after its result.", next_step="clear its infer task and validate")
     fs, path = storage.filesystem(uri)
     with fs.open(path, "rb") as handle:
         metadata = pq.ParquetFile(handle).schema_arrow.metadata or {}
     mapping = json.loads(metadata[BUCKETS_METADATA_KEY])
     if mapping["buckets"] != buckets:
         raise IndexMissing(f"shard {shard_id}'s id index at {uri} has {mapping['buckets']} buckets, the plan "
-                           f"{buckets}: it was written for another plan. Next step: re-run with reprocess=all")
+                           f"{buckets}: it was written for another plan.", next_step="re-run with reprocess=all")
     return ShardIndex(shard_id, uri, {int(b): group for b, group in mapping["row_groups"].items()})
 
 

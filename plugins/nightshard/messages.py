@@ -16,7 +16,7 @@ COMPLETION_SCHEMA = "nightshard.completion.v1"
 ALERT_SCHEMA = "nightshard.alert.v1"
 SCHEMA_FOLDER = Path(__file__).with_name("schemas")
 
-# Next steps by task, for alerts whose exception does not carry its own.
+# Next steps by task, for failures whose exception does not carry its own.
 NEXT_STEP_BY_TASK = {
     "wait": "check the upstream job that writes the partition; clear `wait` once its _SUCCESS exists",
     "plan": "read the plan error (it names the file and column); fix the input or the config, then clear `plan`",
@@ -70,8 +70,10 @@ def alert_message(
     shard: str | None,
     try_number: int,
     cause: str,
+    next_step: str | None = None,
     log_url: str | None,
 ) -> dict[str, Any]:
+    """The alert for a failed task; without a next step of its own, the task's usual one."""
     return {
         "schema": ALERT_SCHEMA,
         "status": "failed",
@@ -84,7 +86,7 @@ def alert_message(
         "try_number": try_number,
         "cause": cause,
         "log_url": log_url,
-        "next_step": _next_step(task, cause),
+        "next_step": next_step or default_next_step(task),
         "failed_at": _now(),
     }
 
@@ -100,14 +102,8 @@ def outbox_file_name(message: dict[str, Any]) -> str:
     return f"{stamp}-{kind}-{message['pipeline']}-{safe_run}{task}{shard}{attempt}.json"
 
 
-def next_step_for(task: str, cause: str) -> str:
-    """The next step a cause names ("... Next step: ..."), else the task's usual one."""
-    return _next_step(task, cause)
-
-
-def _next_step(task: str, cause: str) -> str:
-    if "Next step:" in cause:
-        return cause.split("Next step:", 1)[1].strip().split("\n")[0]
+def default_next_step(task: str) -> str:
+    """The usual next step for a failure of `task`, when its error names none."""
     return NEXT_STEP_BY_TASK.get(task, "open the task log named in log_url")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from nightshard import storage
+from nightshard.failures import ExplainedError
 
 PLAN_FILE = "_plan.json"
 
@@ -32,14 +33,19 @@ def write_plan(document: dict[str, Any]) -> dict[str, Any]:
     return {**header, "plan_uri": uri}
 
 
+class PlanDocumentGone(ExplainedError, FileNotFoundError):
+    """The stored plan a pointer names was removed (a reprocess=all rerun, or a publish)."""
+
+
 def load_plan(pointer: dict[str, Any]) -> dict[str, Any]:
     """The document a pointer names; an error that says what to do when it is gone."""
     uri = pointer.get("plan_uri")
     if not uri:
         raise ValueError(f"the plan of run {pointer.get('run_id')} was a dry run: it has no stored plan document")
     if not storage.exists(uri):
-        raise FileNotFoundError(
+        raise PlanDocumentGone(
             f"plan document {uri} of run {pointer.get('run_id')} is gone (a later run of ds={pointer.get('ds')} "
-            "with reprocess=all, or a publish, removed the staging area). Next step: clear this run from plan"
+            "with reprocess=all, or a publish, removed the staging area).",
+            next_step="clear this run from plan",
         )
     return storage.read_json(uri)

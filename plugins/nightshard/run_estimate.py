@@ -7,12 +7,11 @@ Throughput comes from the published manifests of the same pipeline and model ver
 from __future__ import annotations
 
 import logging
-import posixpath
 from typing import Any
 
-from nightshard import layout, storage
-from nightshard.config import PipelineConfig, expand_environment
-from nightshard.cost import hourly_price, load_price_table
+from nightshard.config import PipelineConfig
+from nightshard.cost import pricing_for
+from nightshard.published import partition_dates, published_manifest
 
 log = logging.getLogger(__name__)
 
@@ -67,41 +66,20 @@ def throughput_history(config: PipelineConfig, model_version: str, ds: str, *, l
                        ) -> list[dict[str, float]]:
     """rows and worker_seconds of the latest published runs of this version on other dates than `ds`; when
     there are none, of `ds`'s own published run (a rerun)."""
-    table = layout.output_table(config, model_version)
-    fs, path = storage.filesystem(table)
-    if not fs.exists(path):
-        return []
-    dates = sorted(
-        (posixpath.basename(entry["name"])[len("ds="):]
-         for entry in fs.ls(path, detail=True)
-         if entry["type"] == "directory" and posixpath.basename(entry["name"]).startswith("ds=")),
-        reverse=True,
-    )
+    dates = partition_dates(config, model_version)[::-1]
     history = []
     # Other dates first; a rerun whose date is the only one published learns from that date's run.
     for other in [*(d for d in dates if d != ds), *(d for d in dates if d == ds)]:
         if other == ds and history:
             break
-        partition = layout.output_partition(config, model_version, other)
-        if not storage.exists(storage.join(partition, layout.SUCCESS_MARKER)):
+        manifest = published_manifest(config, model_version, other)
+        if manifest is None:
             continue
-        manifest = storage.read_json(storage.join(partition, layout.MANIFEST_FILE))
         history.append({"ds": other, "rows": manifest["rows"]["input"],
                         "worker_seconds": manifest["timings"]["worker_seconds"]})
         if len(history) == limit:
             break
     return history
-
-
-def pricing_for(config: PipelineConfig) -> tuple[float, int, str]:
-    """Price per accelerator-hour, accelerators per shard and currency, as the cost step uses them."""
-    settings = config.section("cost")
-    prices_file = settings.get("prices_file")
-    table = load_price_table(expand_environment(prices_file) if prices_file else None)
-    backend = config.section("backend")
-    accelerators = (backend.get("gke") or {}).get("gpus_per_pod", 1) if backend["kind"] == "gke" else 1
-    return hourly_price(table, settings["accelerator"], settings["provisioning"]), accelerators, table.get(
-        "currency", "USD")
 
 
 def log_estimate(config: PipelineConfig, model_version: str, ds: str, shard_rows: list[int]) -> dict[str, Any] | None:
@@ -110,16 +88,17 @@ def log_estimate(config: PipelineConfig, model_version: str, ds: str, shard_rows
         log.info("estimate: every shard was committed earlier; nothing to score")
         return None
     try:
-        price, accelerators, currency = pricing_for(config)
+        pricing = pricing_for(config)
         history = throughput_history(config, model_version, ds)
         estimate = estimate_run(history, shard_rows=shard_rows,
-                                price_per_accelerator_hour=price, accelerators_per_shard=accelerators)
+                                price_per_accelerator_hour=pricing.price_per_accelerator_hour,
+                                accelerators_per_shard=pricing.accelerators_per_shard)
         if estimate and [run["ds"] for run in history] == [ds]:
             estimate["rerun_of"] = ds
     except Exception as error:  # noqa: BLE001 - the estimate is advice; planning goes on without it
         log.warning("no estimate: %s", error)
         return None
-    log.info("%s", render_estimate(estimate, shards=len(shard_rows), currency=currency))
+    log.info("%s", render_estimate(estimate, shards=len(shard_rows), currency=pricing.currency))
     return estimate
 
 

@@ -75,15 +75,24 @@ def build_params(config: PipelineConfig) -> dict[str, Param]:
     }
 
 
-def resolve_ds(params: dict[str, Any], logical_date: Any) -> str:
-    """The partition date: the ds param when set, else the run's logical date."""
+def requested_ds(params: dict[str, Any], logical_date: Any) -> str | None:
+    """The date a run asks for, unchecked: the ds param when set, else its logical date; None with neither.
+
+    `resolve_ds` checks it; the on-call alert names it as given, since the bad value may be the failure.
+    """
     ds = str(params.get("ds") or "")
-    if not ds:
-        if logical_date is None:
-            raise RunParameterError(
-                "this run has no logical date and no ds param: trigger it with a logical date or set ds=YYYY-MM-DD"
-            )
-        ds = logical_date.strftime("%Y-%m-%d")
+    if ds:
+        return ds
+    return logical_date.strftime("%Y-%m-%d") if logical_date is not None else None
+
+
+def resolve_ds(params: dict[str, Any], logical_date: Any) -> str:
+    """The partition date: the ds param when set, else the run's logical date; a calendar date."""
+    ds = requested_ds(params, logical_date)
+    if ds is None:
+        raise RunParameterError(
+            "this run has no logical date and no ds param: trigger it with a logical date or set ds=YYYY-MM-DD"
+        )
     if not re.fullmatch(DATE, ds):
         raise RunParameterError(f"ds={ds!r} is not a date: use YYYY-MM-DD")
     try:

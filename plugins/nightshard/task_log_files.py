@@ -142,9 +142,11 @@ def _finish(error: BaseException | None, task_instance: Any, failed: bool = Fals
         return
     try:
         if failed:
-            from nightshard.messages import next_step_for
+            from nightshard.failures import cause_and_next_step
+            from nightshard.messages import default_next_step
 
-            cause = str(error) if error else "unknown: see the log above"
-            tee.write(failure_footer(task_instance.task_id, cause, next_step_for(task_instance.task_id, cause)))
+            cause, next_step = cause_and_next_step(error)
+            tee.write(failure_footer(task_instance.task_id, cause,
+                                     next_step or default_next_step(task_instance.task_id)))
     finally:
         tee.stop()

@@ -1,9 +1,13 @@
-"""What a worker's exit code means for on-call: the cause and the next step, in one place."""
+"""What a shard's worker leaves behind: its exit code's cause and next step for on-call, and its result file."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from nightshard import storage
+from nightshard.failures import ExplainedError
 from nightshard_worker.contract import (
     EXIT_BAD_SPEC,
     EXIT_FAILED,
@@ -13,8 +17,8 @@ from nightshard_worker.contract import (
 )
 
 
-class ShardFailed(AirflowException):
-    """A shard's worker (process or pod) failed, or never started; the message names shard, cause and next step."""
+class ShardFailed(ExplainedError, AirflowException):
+    """A shard's worker (process or pod) failed, or never started; cause (naming the shard) and next step as fields."""
 
 
 class ShardRejected(ShardFailed, AirflowFailException):
@@ -45,6 +49,13 @@ _EXPLANATIONS = {
 
 
 PREEMPTED_MESSAGE = "preempted by Kueue; the retry resumes from the last checkpoint"
+
+
+def read_shard_result(result_uri: str) -> dict[str, Any]:
+    """The ShardResult document the worker wrote at `result_uri` (gs://, file://, or a path), as the infer
+    task's XCom; plan reads it through `ShardResult.from_dict` to check it."""
+    document: dict[str, Any] = storage.read_json(result_uri)
+    return document
 
 
 def is_deterministic_failure(code: int | None) -> bool:

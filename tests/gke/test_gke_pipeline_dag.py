@@ -24,6 +24,7 @@ GKE_SECTION = {
 def gke_pipeline_document() -> dict:
     document = yaml.safe_load((REPO_ROOT / "dags" / "pipelines" / "tabular_risk.yaml").read_text())
     document["backend"] = copy.deepcopy(GKE_SECTION)
+    document["cost"].pop("accelerator")  # on GKE it follows backend.gke.accelerator
     return document
 
 

@@ -102,3 +102,20 @@ def test_rerun_of_the_only_published_date_learns_from_its_previous_run(nightshar
     assert previous_published_manifest(config, "v1", "2026-11-22")["ds"] == "2026-11-20"
     assert [run["ds"] for run in throughput_history(config, "v1", "2026-11-22")] == ["2026-11-20"]
     assert previous_published_manifest(config, "v1", "2026-11-20", same_date=False) is None
+
+
+def test_published_table_lists_every_date_folder_and_reads_only_published_manifests(nightshard_home):
+    from nightshard.published import partition_dates, published_manifest
+
+    config = load_pipeline_config(REPO_PIPELINES / "tabular_risk.yaml")
+    assert partition_dates(config, "v1") == []
+    publish_fake_manifest(nightshard_home, "2026-11-21", 3000, 10)
+    publish_fake_manifest(nightshard_home, "2026-11-19", 1000, 10)
+    publish_fake_manifest(nightshard_home, "2026-11-20", 2000, 10, success=False)
+    table = nightshard_home / "predictions" / "tabular_risk" / "model_version=v1"
+    (table / "_staging").mkdir()
+    (table / "ds=2026-11-18.txt").write_text("")  # a file, not a partition
+    assert partition_dates(config, "v1") == ["2026-11-19", "2026-11-20", "2026-11-21"]
+    assert published_manifest(config, "v1", "2026-11-21")["rows"]["input"] == 3000
+    assert published_manifest(config, "v1", "2026-11-20") is None
+    assert published_manifest(config, "v1", "2026-11-17") is None

@@ -9,11 +9,9 @@ ShardResult the worker wrote.
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Mapping
 from typing import Any
 
-import fsspec
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk.exceptions import AirflowException
 from kubernetes.client.exceptions import ApiException
@@ -28,6 +26,7 @@ from nightshard.worker_exit import (
     explain_exit,
     is_deterministic_failure,
     is_preemption,
+    read_shard_result,
 )
 
 SCHEDULED_RUN_TYPE = "scheduled"
@@ -41,12 +40,6 @@ def priority_for_run_type(run_type: Any) -> str:
     """Scheduled runs are "nightly"; backfills, manual and asset-triggered runs are "backfill"."""
     value = getattr(run_type, "value", run_type)
     return "nightly" if str(value) == SCHEDULED_RUN_TYPE else "backfill"
-
-
-def read_shard_result(result_uri: str) -> dict[str, Any]:
-    """The ShardResult JSON the worker wrote at `result_uri` (gs://, file://, or a path)."""
-    with fsspec.open(result_uri, "r", encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 class ShardPodOperator(KubernetesPodOperator):
@@ -159,9 +152,10 @@ class ShardPodOperator(KubernetesPodOperator):
                 f"shard {shard}: pod {event.get('namespace')}/{event.get('name')} did not start in time: "
                 f"{event.get('message')} Queue timeout is {self.settings.queue_timeout_seconds} s "
                 f"(backend.gke.queue_timeout_seconds), startup timeout {self.settings.startup_timeout_seconds} s. "
-                f"Next step: `kubectl get workloads -n {self.settings.namespace}` and "
+                "The unstarted pod was deleted.",
+                next_step=f"`kubectl get workloads -n {self.settings.namespace}` and "
                 f"`kubectl describe clusterqueue` to see whether LocalQueue {self.settings.local_queue!r} "
-                "has GPU quota, and the pod's events for node provisioning. The unstarted pod was deleted."
+                "has GPU quota, and the pod's events for node provisioning.",
             )
         try:
             super().trigger_reentry(context, event)
@@ -170,9 +164,10 @@ class ShardPodOperator(KubernetesPodOperator):
             if self.pod is None or is_preemption(code):
                 # Exit 75 (SIGTERM honoured) or the pod deleted under us: Kueue preempted it.
                 self._resume_after_preemption(context, event, error)
+            cause, next_step = self._failure_explained(event, error)
             if code is not None and is_deterministic_failure(code):
-                raise ShardRejected(self._failure_message(event, error)) from error
-            raise ShardFailed(self._failure_message(event, error)) from error
+                raise ShardRejected(cause, next_step=next_step) from error
+            raise ShardFailed(cause, next_step=next_step) from error
         result = read_shard_result(self.ticket["result_uri"])
         self.log.info(
             "shard %s: %s, rows in %s, out %s, quarantined %s",
@@ -192,9 +187,9 @@ class ShardPodOperator(KubernetesPodOperator):
         if done > self.max_preemptions:
             raise ShardFailed(
                 f"shard {shard}: pod {pod_ref} preempted by Kueue {done} times in this try, more than "
-                f"max_preemptions={self.max_preemptions}; the next try resumes from the last checkpoint. "
-                "Next step: `kubectl get workloads -n "
-                f"{self.settings.namespace}` to see what outranks it; raise max_preemptions for backfills."
+                f"max_preemptions={self.max_preemptions}; the next try resumes from the last checkpoint.",
+                next_step=f"`kubectl get workloads -n {self.settings.namespace}` to see what outranks it; "
+                "raise max_preemptions for backfills.",
             ) from error
         self.log.warning(
             "shard %s: pod %s %s (preemption %d of at most %d in this try, retries untouched)",
@@ -206,19 +201,21 @@ class ShardPodOperator(KubernetesPodOperator):
         self.trigger_kwargs = {**(self.trigger_kwargs or {}), PREEMPTIONS_KEY: done}
         self.execute_async(context)  # creates the new pod and defers: raises TaskDeferred
 
-    def _failure_message(self, event: Mapping[str, Any], error: Exception) -> str:
+    def _failure_explained(self, event: Mapping[str, Any], error: Exception) -> tuple[str, str]:
+        """(cause, next step) of a failed pod: its exit code explained, or how to find why it has none."""
         shard = self.ticket["shard_id"]
         pod_ref = f"{event.get('namespace')}/{event.get('name')}"
         code = _exit_code(self.pod)
         if code is None:
             return (
-                f"shard {shard}: pod {pod_ref} failed before the worker reported an exit code: {error}. "
-                f"Next step: `kubectl describe pod -n {event.get('namespace')} {event.get('name')}`."
+                f"shard {shard}: pod {pod_ref} failed before the worker reported an exit code: {error}.",
+                f"`kubectl describe pod -n {event.get('namespace')} {event.get('name')}`.",
             )
         cause, next_step = explain_exit(code)
         return (
             f"shard {shard} failed: {cause} (exit {code}) in pod {pod_ref}, kept for on-call. "
-            f"Next step: {next_step}. Spec: {self.ticket['spec_uri']}"
+            f"Spec: {self.ticket['spec_uri']}.",
+            next_step,
         )
 
     def _delete_unstarted_pod(self, event: Mapping[str, Any]) -> None:

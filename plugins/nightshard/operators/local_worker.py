@@ -11,13 +11,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from nightshard import storage
 from nightshard.worker_exit import (
     ShardFailed,
     ShardRejected,
     explain_exit,
     is_deterministic_failure,
     is_preemption,
+    read_shard_result,
 )
 
 # The worker commits and exits within 10 s of SIGTERM; this leaves a slow commit room to spare.
@@ -50,7 +50,7 @@ class LocalWorkerOperator(BaseOperator):
         shard = ticket["shard_id"]
         if ticket.get("already_committed"):
             self.log.info("shard %s was committed by an earlier attempt: reusing %s", shard, ticket["result_uri"])
-            return storage.read_json(ticket["result_uri"])
+            return read_shard_result(ticket["result_uri"])
         command = worker_command(ticket["spec_uri"])
         self.log.info("shard %s (%s rows): %s", shard, ticket["rows"], " ".join(command))
         preemptions = 0
@@ -65,14 +65,11 @@ class LocalWorkerOperator(BaseOperator):
             code = self._run_worker(command, shard)
         if code != 0:
             cause, next_step = explain_exit(code)
-            message = (
-                f"shard {shard} failed: {cause} (exit {code}). Next step: {next_step}. "
-                f"Spec: {ticket['spec_uri']}"
-            )
+            failure = f"shard {shard} failed: {cause} (exit {code}). Spec: {ticket['spec_uri']}."
             if is_deterministic_failure(code):
-                raise ShardRejected(message + " Not retried: a retry would fail the same way.")
-            raise ShardFailed(message)
-        result = storage.read_json(ticket["result_uri"])
+                raise ShardRejected(f"{failure} Not retried: a retry would fail the same way.", next_step=next_step)
+            raise ShardFailed(failure, next_step=next_step)
+        result = read_shard_result(ticket["result_uri"])
         self.log.info("shard %s: %s", shard, _one_line_summary(result))
         return result
 

@@ -9,7 +9,9 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 from nightshard.delivery import deliver, post_to_slack
+from nightshard.failures import cause_and_next_step
 from nightshard.messages import alert_message
+from nightshard.run_parameters import requested_ds
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,8 @@ class OnCallNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         ti = context["ti"]
         ticket = _ticket_of(context)
-        params = context.get("params") or {}
-        logical_date = context.get("logical_date")
-        ds = params.get("ds") or (logical_date.strftime("%Y-%m-%d") if logical_date else None)
+        ds = requested_ds(dict(context.get("params") or {}), context.get("logical_date"))
+        cause, next_step = cause_and_next_step(context.get("exception"))
         message = alert_message(
             pipeline=self.pipeline,
             dag_id=ti.dag_id,
@@ -43,7 +44,8 @@ class OnCallNotifier(BaseNotifier):
             task=ti.task_id,
             shard=ticket.get("shard_id") if ticket else None,
             try_number=int(ti.try_number or 0),
-            cause=str(context.get("exception") or "unknown: see the task log"),
+            cause=cause,
+            next_step=next_step,
             log_url=log_location(ti),
         )
         try:

@@ -10,8 +10,13 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from nightshard import storage
+from nightshard.failures import ExplainedError
 from nightshard.operators.partition_trigger import PartitionMarkerTrigger
 from nightshard.run_parameters import ds_from_context
+
+
+class PartitionNotReady(ExplainedError, AirflowSensorTimeout):
+    """The partition's marker did not appear within the wait timeout."""
 
 
 class PartitionReadySensor(BaseSensorOperator):
@@ -73,8 +78,9 @@ class PartitionReadySensor(BaseSensorOperator):
         if event.get("status") == "ready":
             self.log.info("partition ready: %s", event["marker_uri"])
             return event["marker_uri"]
-        raise AirflowSensorTimeout(
+        raise PartitionNotReady(
             f"upstream partition not ready: {event['marker_uri']} did not appear within "
-            f"{dt.timedelta(seconds=self.wait_timeout_seconds)}. Next step: check the upstream job that "
-            "writes this partition; once the marker exists, clear this task to wait again."
+            f"{dt.timedelta(seconds=self.wait_timeout_seconds)}.",
+            next_step="check the upstream job that writes this partition; once the marker exists, clear this "
+            "task to wait again.",
         )

@@ -22,6 +22,7 @@ from nightshard.planning import (
 )
 from nightshard.run_estimate import log_estimate
 from nightshard.run_parameters import RunParameters
+from nightshard.worker_exit import read_shard_result
 from nightshard_worker import id_index
 from nightshard_worker.contract import (
     STATUS_SUCCEEDED,
@@ -244,8 +245,8 @@ def _already_committed(spec: ShardSpec) -> bool:
     if not storage.exists(spec.result_path):
         return False
     try:
-        result = ShardResult.from_json(storage.read_text(spec.result_path))
-    except ContractError:
+        result = ShardResult.from_dict(read_shard_result(spec.result_path))
+    except (ContractError, ValueError, TypeError):  # unreadable, or of another contract: score it again
         return False
     return (
         result.status == STATUS_SUCCEEDED

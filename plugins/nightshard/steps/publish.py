@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
+from nightshard.failures import ExplainedError
 from nightshard.manifest import build_manifest
 from nightshard_worker import storage as worker_storage
 
@@ -70,7 +71,7 @@ def publish_run(
     }
 
 
-class StagingTakenOver(AirflowFailException):
+class StagingTakenOver(ExplainedError, AirflowFailException):
     """A later run of the same date planned over this run's staging area."""
 
 
@@ -81,7 +82,8 @@ def _check_staging_owner(plan: dict[str, Any]) -> None:
         raise StagingTakenOver(
             f"run {plan['run_id']} does not own {plan['staging']} any more (owner: {owner}): another run of "
             f"ds={plan['ds']} planned after it. Nothing was published by this run, so the two runs' files "
-            "cannot mix. Next step: let the other run publish; clear this run only if that one failed."
+            "cannot mix.",
+            next_step="let the other run publish; clear this run only if that one failed.",
         )
 
 

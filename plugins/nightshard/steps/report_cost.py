@@ -6,23 +6,20 @@ import logging
 from typing import Any
 
 from nightshard import layout, storage
-from nightshard.config import PipelineConfig, expand_environment
-from nightshard.cost import load_price_table, run_cost
+from nightshard.config import PipelineConfig
+from nightshard.cost import pricing_for, run_cost
 
 log = logging.getLogger(__name__)
 
 
 def cost_run(config: PipelineConfig, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
-    settings = config.section("cost")
-    prices_file = settings.get("prices_file")
-    backend = config.section("backend")
-    accelerators = (backend.get("gke") or {}).get("gpus_per_pod", 1) if backend["kind"] == "gke" else 1
+    pricing = pricing_for(config)
     report = run_cost(
         results,
-        accelerator=settings["accelerator"],
-        provisioning=settings["provisioning"],
-        accelerators_per_shard=accelerators,
-        table=load_price_table(expand_environment(prices_file) if prices_file else None),
+        accelerator=pricing.accelerator,
+        provisioning=pricing.provisioning,
+        accelerators_per_shard=pricing.accelerators_per_shard,
+        table=pricing.table,
     )
     report.update({"pipeline": plan["pipeline"], "ds": plan["ds"], "model_version": plan["model_version"],
                    "run_id": plan["run_id"]})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import posixpath
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from nightshard import layout, storage
 from nightshard.config import PipelineConfig
+from nightshard.failures import ExplainedError
+from nightshard.published import partition_dates, published_manifest
 from nightshard.validation import (
     Check,
     OutputFooter,
@@ -23,7 +24,7 @@ from nightshard.validation import (
 log = logging.getLogger(__name__)
 
 
-class ValidationFailed(AirflowFailException):
+class ValidationFailed(ExplainedError, AirflowFailException):
     """Not published: the message lists the checks that failed. Retrying would not change them."""
 
 
@@ -58,9 +59,9 @@ def validate_run(config: PipelineConfig, plan: dict[str, Any], results: list[dic
     blocking = [check for check in checks if check.blocks_publish]
     if blocking:
         raise ValidationFailed(
-            f"{len(blocking)} check(s) failed, nothing was published:\n{render_checks(blocking)}\n"
-            "Next step: the failing check names the shard; inspect its result and log, fix the cause, then "
-            "clear the failed shard's infer task and this task (earlier shards are kept)."
+            f"{len(blocking)} check(s) failed, nothing was published:\n{render_checks(blocking)}\n",
+            next_step="the failing check names the shard; inspect its result and log, fix the cause, then "
+            "clear the failed shard's infer task and this task (earlier shards are kept).",
         )
     return {
         "checks": [_as_dict(check) for check in checks],
@@ -99,19 +100,11 @@ def previous_published_manifest(config: PipelineConfig, model_version: str, ds: 
                                 ) -> dict[str, Any] | None:
     """The manifest of the latest published date before `ds` for the same model version; for a rerun with
     none before it, `ds`'s own published run (the one this run will replace)."""
-    table = layout.output_table(config, model_version)
-    fs, path = storage.filesystem(table)
-    if not fs.exists(path):
-        return None
-    dates = sorted(
-        posixpath.basename(entry["name"])[len("ds="):]
-        for entry in fs.ls(path, detail=True)
-        if entry["type"] == "directory" and posixpath.basename(entry["name"]).startswith("ds=")
-    )
+    dates = partition_dates(config, model_version)
     for earlier in [*reversed([d for d in dates if d < ds]), *(d for d in dates if d == ds and same_date)]:
-        partition = layout.output_partition(config, model_version, earlier)
-        if storage.exists(storage.join(partition, layout.SUCCESS_MARKER)):
-            return storage.read_json(storage.join(partition, layout.MANIFEST_FILE))
+        manifest = published_manifest(config, model_version, earlier)
+        if manifest is not None:
+            return manifest
     return None
 
 
