@@ -6,6 +6,7 @@ quarantine with a reason, and the manifest describes exactly the files that were
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -136,7 +137,11 @@ def test_rerun_of_the_same_date_is_idempotent(risk_home):
 
 
 def test_dry_run_plans_without_scoring_or_publishing(risk_home):
+    started = dt.datetime.now(dt.UTC)
     dag_run = run_pipeline("nightshard_tabular_risk", DS, shard_rows=2000, dry_run=True)
+    # dag.test starts a DagRun at its logical date (Airflow's "run_duration" read days); the task-log
+    # listener dates it from its first task
+    assert started <= dag_run.start_date <= dag_run.end_date, (dag_run.start_date, dag_run.end_date)
     states = task_states(dag_run)
     assert states["plan"] == ["success"]
     assert states["publish"] == ["skipped"]
