@@ -7,7 +7,7 @@ FROM apache/airflow:3.3.2-python3.11
 # The lock pins torch==2.13.0; this index serves its CPU build (the PyPI wheel is the 2.5 GB CUDA one).
 # A GPU host builds with --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-# The manifest of every published partition records it (see plugins/nightshard/manifest.py).
+# The manifest of every published partition records it (see plugins/nightshard/publishing/manifest.py).
 ARG NIGHTSHARD_CODE_VERSION=0.1.0+docker
 
 # The official image expects pip to run as the airflow user, never root.

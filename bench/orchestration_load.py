@@ -150,9 +150,9 @@ def score_outside_airflow(stack: AirflowStack, pipelines: Path) -> int:
 
     os.environ["NIGHTSHARD_HOME"] = str(stack.home)
     from nightshard import storage
-    from nightshard.config import load_pipeline_config
-    from nightshard.run_parameters import RunParameters
-    from nightshard.steps.plan import plan_run
+    from nightshard.config.pipeline_config import load_pipeline_config
+    from nightshard.config.run_parameters import RunParameters
+    from nightshard.planning.plan_task import plan_run
 
     config = load_pipeline_config(pipelines / "scale_trivial.yaml")
     run = RunParameters(ds=DS, model_version="v1", shard_rows=config.section("sharding")["target_rows"],
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     reason = postgres_available()
     if reason:
         raise SystemExit(f"needs PostgreSQL: {reason}")
-    from nightshard import demo
+    from nightshard_dev import demo
 
     root = Path(tempfile.mkdtemp(prefix="nightshard-bench-orchestration-"))
     (root / "home").mkdir()

@@ -94,27 +94,28 @@ def upload_partition(partition: Path, files: int) -> None:
 def child(arguments: argparse.Namespace) -> None:
     """Plan once in this process; print seconds and peak RSS as JSON."""
     sys.path.insert(0, str(REPO_ROOT / "plugins"))
-    from nightshard import planning, storage
-    from nightshard.config import load_pipeline_config
-    from nightshard.plan_document import write_plan
-    from nightshard.run_parameters import RunParameters
-    from nightshard.steps.plan import plan_run
+    from nightshard import storage
+    from nightshard.config.pipeline_config import load_pipeline_config
+    from nightshard.config.run_parameters import RunParameters
+    from nightshard.planning import sharding
+    from nightshard.planning.plan_document import write_plan
+    from nightshard.planning.plan_task import plan_run
 
     work = Path(arguments.work)
     if arguments.raw_fetch:
         started = time.perf_counter()
-        entries = planning.data_files(arguments.input_uri + "/ds=2026-11-20")
-        tails = storage.map_bounded(lambda e: len(storage.read_tail(e[0], e[1], planning.FOOTER_TAIL_BYTES)), entries)
+        entries = sharding.data_files(arguments.input_uri + "/ds=2026-11-20")
+        tails = storage.map_bounded(lambda e: len(storage.read_tail(e[0], e[1], sharding.FOOTER_TAIL_BYTES)), entries)
         fetched = sum(tails)
         print(json.dumps({"seconds": time.perf_counter() - started, "files": len(entries), "bytes": fetched,
                           "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
         return
     if arguments.synthetic:
-        footer = planning.read_footer(str(work / "template.parquet"), (work / "template.parquet").stat().st_size)
+        footer = sharding.read_footer(str(work / "template.parquet"), (work / "template.parquet").stat().st_size)
         partition = arguments.input_uri + "/ds=2026-11-20"
         names = [(f"{partition}/part-{i:06d}.parquet", footer.size_bytes) for i in range(arguments.synthetic)]
-        planning.data_files = lambda uri: names
-        planning.read_footer = lambda uri, size: planning.FileFooter(uri, size, footer.row_group_rows,
+        sharding.data_files = lambda uri: names
+        sharding.read_footer = lambda uri, size: sharding.FileFooter(uri, size, footer.row_group_rows,
                                                                      dict(footer.columns))
     config_path = work / "plan_scale.yaml"
     config_path.write_text(CONFIG.format(input_uri=arguments.input_uri, output_uri=arguments.output_uri))

@@ -92,7 +92,7 @@ def write_text(folder: Path, rows: int, seed: int = SEED) -> Workload:
 
 def train_tabular_model(folder: Path) -> Path:
     """The demo's TorchScript MLP, trained once here (a few seconds)."""
-    from nightshard.demo import train_risk_model
+    from nightshard_dev.demo import train_risk_model
 
     return train_risk_model(folder, rows=4096, epochs=3) / "model.pt"
 
@@ -100,8 +100,7 @@ def train_tabular_model(folder: Path) -> Path:
 def build_wide_tabular_model(folder: Path) -> Path:
     """TorchScript MLP with WIDE_TABULAR_LAYERS, seeded weights: throughput does not depend on training."""
     import torch
-
-    from nightshard.demo import RISK_FEATURES
+    from nightshard_dev.demo import RISK_FEATURES
 
     torch.manual_seed(SEED)
     layers, width = [], len(RISK_FEATURES)
@@ -116,14 +115,14 @@ def build_wide_tabular_model(folder: Path) -> Path:
 
 
 def wide_tabular_flops_per_row() -> int:
-    from nightshard.demo import RISK_FEATURES
+    from nightshard_dev.demo import RISK_FEATURES
 
     widths = (len(RISK_FEATURES), *WIDE_TABULAR_LAYERS, 1)
     return sum(2 * inputs * outputs for inputs, outputs in zip(widths, widths[1:]))
 
 
 def write_tabular(folder: Path, rows: int, artifact: Path, seed: int = SEED, name: str = "tabular") -> Workload:
-    from nightshard.demo import RISK_FEATURES
+    from nightshard_dev.demo import RISK_FEATURES
 
     rng = np.random.default_rng(seed + 2)
     features = rng.standard_normal((rows, len(RISK_FEATURES)), dtype=np.float32)

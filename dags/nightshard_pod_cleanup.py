@@ -49,7 +49,7 @@ DEFAULT_TTL_HOURS = 72  # matches backend.gke.failed_pod_ttl_hours' default: a l
 def nightshard_pod_cleanup():
     @task
     def delete_expired_failed_pods(params=None) -> list[str]:
-        from nightshard.gke.cleanup import delete_expired_failed_pods as delete_expired
+        from nightshard.backends.gke.cleanup import delete_expired_failed_pods as delete_expired
 
         deleted = delete_expired(
             kubernetes_conn_id=params["kubernetes_conn_id"],

@@ -12,4 +12,4 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy --config-file mypy.ini \
   worker/src/nightshard_worker/contract.py \
-  plugins/nightshard/config.py plugins/nightshard/config_schema.py plugins/nightshard/validation.py
+  plugins/nightshard/config/pipeline_config.py plugins/nightshard/config/schema.py plugins/nightshard/validation/rules.py

@@ -9,7 +9,7 @@ source scripts/env.sh
 mkdir -p "$NIGHTSHARD_HOME"
 DEMO_DATES=(2026-11-20 2026-11-21 2026-11-22)
 airflow db migrate > "$NIGHTSHARD_HOME/db-migrate.log" 2>&1 || { cat "$NIGHTSHARD_HOME/db-migrate.log"; exit 1; }
-python -m nightshard.demo $(printf -- '--ds %s ' "${DEMO_DATES[@]}")
+python -m nightshard_dev.demo $(printf -- '--ds %s ' "${DEMO_DATES[@]}")
 
 for dag in nightshard_tabular_risk nightshard_text_embeddings nightshard_review_sentiment; do
   echo "=== $dag, partition ${DEMO_DATES[-1]} ==="

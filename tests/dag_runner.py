@@ -29,7 +29,7 @@ def main(dag_id: str, runs: str, worker_wrapper: str | None = None) -> None:
     from pipeline_runs import load_dag, task_states
 
     if worker_wrapper:
-        from nightshard.operators import local_worker
+        from nightshard.backends.local import operator as local_worker
 
         local_worker.worker_command = lambda spec_uri: [sys.executable, worker_wrapper, "run", "--spec", spec_uri]
     dag = load_dag(dag_id)

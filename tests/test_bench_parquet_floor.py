@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from nightshard_dev.demo import RISK_FEATURES
 
 from bench import parquet_floor, run, workloads
-from nightshard.demo import RISK_FEATURES
 
 
 def test_floor_reads_the_shard_and_writes_one_score_a_row(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nightshard.config import PipelineConfigError, expand_environment, load_pipeline_config
+from nightshard.config.pipeline_config import PipelineConfigError, expand_environment, load_pipeline_config
 
 MINIMAL = {
     "name": "scores",
@@ -91,7 +91,7 @@ def test_runtime_defaults_are_the_workers_own(tmp_path):
     worker's default spec, value for value and type for type."""
     import dataclasses
 
-    from nightshard.steps.plan import runtime_spec_for
+    from nightshard.planning.plan_task import runtime_spec_for
     from nightshard_worker.contract import RuntimeSpec
 
     planned = runtime_spec_for(load_pipeline_config(write_config(tmp_path, MINIMAL)))
@@ -128,9 +128,9 @@ def test_shipped_demo_configs_are_valid():
 
 
 def test_config_reference_page_is_current():
-    from nightshard.config_reference import CONFIG_PAGE, render_page
+    from nightshard_dev.config_reference import CONFIG_PAGE, render_page
 
-    assert CONFIG_PAGE.read_text() == render_page(), "run: .venv/bin/python -m nightshard.config_reference"
+    assert CONFIG_PAGE.read_text() == render_page(), "run: .venv/bin/python -m nightshard_dev.config_reference"
 
 
 CONFIG_SECTIONS = ("input", "model", "runtime", "sharding", "output", "validation", "backend", "cost", "notify")
@@ -175,7 +175,7 @@ def config_keys_named_in_docs() -> set[tuple[str, str]]:
 
 
 def test_every_config_key_the_docs_and_messages_name_exists_in_the_schema():
-    from nightshard.config import pipeline_schema
+    from nightshard.config.pipeline_config import pipeline_schema
 
     named = config_keys_named_in_docs()
     assert ("validation.max_bad_row_fraction_per_shard", "worker/src/nightshard_worker/scoring.py") in named

@@ -5,9 +5,8 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from nightshard.config import validate_pipeline_document
-from nightshard.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, pricing_for, run_cost
-from nightshard.messages import (
+from nightshard.config.pipeline_config import validate_pipeline_document
+from nightshard.notifications.messages import (
     ALERT_SCHEMA,
     COMPLETION_SCHEMA,
     NEXT_STEP_BY_TASK,
@@ -15,6 +14,7 @@ from nightshard.messages import (
     completion_message,
     load_schema,
 )
+from nightshard.reporting.cost import OUTPUT_TOKEN_WEIGHT, PriceError, load_price_table, pricing_for, run_cost
 
 
 def results(*seconds_and_rows):
@@ -96,7 +96,7 @@ def test_llm_cost_is_split_into_dollars_per_million_input_and_output_tokens_and_
 def test_shipped_price_table_covers_every_accelerator_and_mode():
     table = load_price_table()
     assert table["source"] and table["recorded"]
-    from nightshard.gke.accelerators import ACCELERATORS
+    from nightshard.backends.gke.accelerators import ACCELERATORS
 
     for accelerator in ACCELERATORS:
         assert set(table["prices"][accelerator]) == {"on-demand", "spot", "flex-start", "queued"}

@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from gcs_emulator import gcs_emulator
+from nightshard_dev import demo
 from pipeline_runs import REPO, run_pipeline, task_states
 from test_partition_wait import first_event
 
-from nightshard import demo
-from nightshard.operators.partition_trigger import PartitionMarkerTrigger
+from nightshard.upstream.partition_trigger import PartitionMarkerTrigger
 
 DS = "2026-11-22"
 BUCKET = "nightshard-test"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from nightshard.operators import local_worker
-from nightshard.operators.local_worker import LocalWorkerOperator
-from nightshard.worker_exit import ShardFailed
+from nightshard.backends.local import operator as local_worker
+from nightshard.backends.local.operator import LocalWorkerOperator
+from nightshard.backends.worker_exit import ShardFailed
 
 
 def scripted_worker(monkeypatch, tmp_path: Path, exit_codes: list[int], result_uri: Path) -> Path:
@@ -61,8 +61,8 @@ def test_more_preemptions_than_allowed_fail_as_retryable(monkeypatch, tmp_path):
 
 
 def test_both_backends_read_the_shard_result_file_one_way(tmp_path):
-    from nightshard.gke import operator as gke_operator
-    from nightshard.worker_exit import read_shard_result
+    from nightshard.backends.gke import operator as gke_operator
+    from nightshard.backends.worker_exit import read_shard_result
 
     result = tmp_path / "_results" / "part-00001.json"
     result.parent.mkdir()

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from nightshard.operators.oncall_notifier import OnCallNotifier
+from nightshard.notifications.oncall_notifier import OnCallNotifier
 
 
 @pytest.fixture

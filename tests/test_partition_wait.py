@@ -9,8 +9,8 @@ import time
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from nightshard.operators.partition_sensor import PartitionReadySensor
-from nightshard.operators.partition_trigger import PartitionMarkerTrigger
+from nightshard.upstream.partition_sensor import PartitionReadySensor
+from nightshard.upstream.partition_trigger import PartitionMarkerTrigger
 
 
 def first_event(trigger: PartitionMarkerTrigger) -> dict:
@@ -67,7 +67,7 @@ def test_sensor_returns_at_once_when_the_partition_is_ready(tmp_path):
 
 
 def test_sensor_refuses_a_path_traversal_ds(tmp_path):
-    from nightshard.run_parameters import RunParameterError
+    from nightshard.config.run_parameters import RunParameterError
 
     sensor = PartitionReadySensor(task_id="wait", input_root=str(tmp_path))
     with pytest.raises(RunParameterError):

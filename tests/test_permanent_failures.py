@@ -9,14 +9,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from nightshard_dev import demo
 
-from nightshard import demo
-from nightshard.config import load_pipeline_config
-from nightshard.cost import PriceError, hourly_price, load_price_table
-from nightshard.operators.local_worker import LocalWorkerOperator
-from nightshard.run_parameters import resolve_run_parameters
-from nightshard.steps.plan import plan_run
-from nightshard.worker_exit import ShardFailed
+from nightshard.backends.local.operator import LocalWorkerOperator
+from nightshard.backends.worker_exit import ShardFailed
+from nightshard.config.pipeline_config import load_pipeline_config
+from nightshard.config.run_parameters import resolve_run_parameters
+from nightshard.planning.plan_task import plan_run
+from nightshard.reporting.cost import PriceError, hourly_price, load_price_table
 
 REPO = Path(__file__).resolve().parents[1]
 DS = "2026-11-22"
@@ -64,7 +64,7 @@ def test_bad_params_and_prices_fail_without_retries():
 
 @pytest.mark.parametrize("exit_code, retried", [(2, False), (3, False), (1, True), (-9, True), (75, True)])
 def test_worker_exits_a_retry_reproduces_fail_the_shard_without_retries(tmp_path, monkeypatch, exit_code, retried):
-    from nightshard.operators import local_worker
+    from nightshard.backends.local import operator as local_worker
 
     worker = tmp_path / "worker.py"
     worker.write_text(f"import os, signal, sys\n"

@@ -15,6 +15,7 @@ import jsonschema
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from nightshard_dev import demo
 from pipeline_runs import (
     ids_in,
     input_ids,
@@ -25,8 +26,7 @@ from pipeline_runs import (
     task_states,
 )
 
-from nightshard import demo
-from nightshard.messages import COMPLETION_SCHEMA, load_schema
+from nightshard.notifications.messages import COMPLETION_SCHEMA, load_schema
 
 DS = "2026-11-22"
 GIANT_ROW_ID = "sku-20261122-0000007"

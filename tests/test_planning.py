@@ -6,7 +6,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nightshard.planning import FileFooter, PlanError, check_schema, cut_shards, read_footers, shard_id
+from nightshard.planning.sharding import (
+    FileFooter,
+    PlanError,
+    check_schema,
+    cut_shards,
+    read_footers,
+    shard_id,
+)
 
 
 def footer(path: str, *row_groups: int, columns: dict[str, str] | None = None) -> FileFooter:
@@ -88,9 +95,9 @@ def test_read_footers_reports_a_truncated_file(tmp_path):
 
 
 def test_read_footers_reads_a_footer_longer_than_one_tail_read(tmp_path, monkeypatch):
-    from nightshard import planning
+    from nightshard.planning import sharding
 
-    monkeypatch.setattr(planning, "FOOTER_TAIL_BYTES", 64)  # every footer needs the second read
+    monkeypatch.setattr(sharding, "FOOTER_TAIL_BYTES", 64)  # every footer needs the second read
     pq.write_table(pa.table({"id": list(range(30)), "x": [1.0] * 30}), tmp_path / "part-0.parquet", row_group_size=7)
     [only] = read_footers(str(tmp_path))
     assert only.row_group_rows == (7, 7, 7, 7, 2)

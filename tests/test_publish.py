@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from nightshard import storage
-from nightshard.config import validate_pipeline_document
-from nightshard.steps import publish as publish_step
+from nightshard.config.pipeline_config import validate_pipeline_document
+from nightshard.publishing import publish_task as publish_step
 
 DS = "2026-11-22"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from nightshard.config import load_pipeline_config
-from nightshard.run_parameters import RunParameterError, build_params, resolve_run_parameters
+from nightshard.config.pipeline_config import load_pipeline_config
+from nightshard.config.run_parameters import RunParameterError, build_params, resolve_run_parameters
 
 CONFIG = load_pipeline_config(Path(__file__).resolve().parents[1] / "dags" / "pipelines" / "tabular_risk.yaml")
 LOGICAL = dt.datetime(2026, 11, 22, 3, tzinfo=dt.UTC)
@@ -70,7 +70,7 @@ def test_a_run_without_logical_date_needs_a_ds():
     ],
 )
 def test_the_requested_date_is_the_ds_param_else_the_logical_date(params, logical_date, expected):
-    from nightshard.run_parameters import requested_ds, resolve_ds
+    from nightshard.config.run_parameters import requested_ds, resolve_ds
 
     assert requested_ds(params, logical_date) == expected
     if expected == "2026-11-20" or expected == "2026-11-22":

@@ -11,9 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from nightshard import storage
-from nightshard.id_check import check_unique_ids
-from nightshard.plan_document import load_plan, write_plan
-from nightshard.planning import (
+from nightshard.planning.plan_document import load_plan, write_plan
+from nightshard.planning.sharding import (
     FileFooter,
     PlanError,
     cut_shards,
@@ -23,6 +22,7 @@ from nightshard.planning import (
     startup_share,
     startup_share_line,
 )
+from nightshard.validation.id_check import check_unique_ids
 from nightshard_worker.contract import ModelSpec, RuntimeSpec, ShardSpec
 from nightshard_worker.id_index import bucket_of, write_index
 
@@ -221,9 +221,9 @@ output:
 
 
 def _plan(tmp_path, *, max_mapped_tasks, reprocess="missing"):
-    from nightshard.config import load_pipeline_config
-    from nightshard.run_parameters import RunParameters
-    from nightshard.steps.plan import plan_run
+    from nightshard.config.pipeline_config import load_pipeline_config
+    from nightshard.config.run_parameters import RunParameters
+    from nightshard.planning.plan_task import plan_run
 
     config_path = tmp_path / "scale_unit.yaml"
     config_path.write_text(PIPELINE.format(root=tmp_path))
@@ -232,10 +232,10 @@ def _plan(tmp_path, *, max_mapped_tasks, reprocess="missing"):
 
 
 def test_plan_grows_shards_to_max_map_length_and_says_why_and_what_start_up_costs(tmp_path, monkeypatch):
-    from nightshard.steps import plan
+    from nightshard.planning import plan_task
 
     logged = []  # recorded at the logger: where Airflow's logging setup sends it depends on the session
-    monkeypatch.setattr(plan.log, "info", lambda message, *args: logged.append(message % args))
+    monkeypatch.setattr(plan_task.log, "info", lambda message, *args: logged.append(message % args))
     partition = tmp_path / "input" / "ds=2026-11-20"
     partition.mkdir(parents=True)
     for index in range(3):
@@ -273,7 +273,7 @@ def test_a_committed_shard_counts_only_with_its_id_index(tmp_path):
 
 
 def test_infer_runs_in_the_configured_pool_with_the_configured_shards_in_flight(tmp_path):
-    from nightshard.config import load_pipeline_config
+    from nightshard.config.pipeline_config import load_pipeline_config
     from nightshard.dag_factory import build_pipeline_dag
 
     config_path = tmp_path / "scale_unit.yaml"

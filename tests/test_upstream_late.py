@@ -8,9 +8,8 @@ import time
 
 import pytest
 import yaml
+from nightshard_dev import demo
 from pipeline_runs import REPO, published_partition, run_pipeline, task_states
-
-from nightshard import demo
 
 DS = "2026-11-22"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nightshard.validation import (
+from nightshard.validation.rules import (
     OutputFooter,
     check_outputs,
     drift_check,

@@ -15,11 +15,16 @@ from typing import Any
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 
 from nightshard import layout
-from nightshard.config import PipelineConfig, PipelineConfigError, config_files, load_pipeline_config
-from nightshard.operators.local_worker import LocalWorkerOperator
-from nightshard.operators.oncall_notifier import OnCallNotifier
-from nightshard.operators.partition_sensor import PartitionReadySensor
-from nightshard.run_parameters import build_params, run_parameters_from_context
+from nightshard.backends.local.operator import LocalWorkerOperator
+from nightshard.config.pipeline_config import (
+    PipelineConfig,
+    PipelineConfigError,
+    config_files,
+    load_pipeline_config,
+)
+from nightshard.config.run_parameters import build_params, run_parameters_from_context
+from nightshard.notifications.oncall_notifier import OnCallNotifier
+from nightshard.upstream.partition_sensor import PartitionReadySensor
 
 
 class BrokenPipelineConfigs(ValueError):
@@ -102,8 +107,8 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
         @task
         def plan(**context: Any) -> list[dict[str, Any]]:
             """Returns the shard tickets infer maps over; XCom key 'plan' points at the plan document."""
-            from nightshard.plan_document import write_plan
-            from nightshard.steps.plan import plan_run
+            from nightshard.planning.plan_document import write_plan
+            from nightshard.planning.plan_task import plan_run
 
             run = run_parameters_from_context(config, context)
             document = plan_run(config, run, run_id=context["run_id"])
@@ -112,15 +117,15 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
 
         @task
         def validate(plan: dict[str, Any], results: Any) -> dict[str, Any]:
-            from nightshard.plan_document import load_plan
-            from nightshard.steps.validate import validate_run
+            from nightshard.planning.plan_document import load_plan
+            from nightshard.validation.validate_task import validate_run
 
             return validate_run(config, load_plan(plan), results[:])
 
         @task
         def cost(plan: dict[str, Any], results: Any, validation: dict[str, Any]) -> dict[str, Any]:
-            from nightshard.plan_document import load_plan
-            from nightshard.steps.report_cost import cost_run
+            from nightshard.planning.plan_document import load_plan
+            from nightshard.reporting.cost_task import cost_run
 
             return cost_run(config, load_plan(plan), results[:])
 
@@ -128,9 +133,9 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
         def publish(
             plan: dict[str, Any], results: Any, validation: dict[str, Any], cost: dict[str, Any], **context: Any
         ) -> dict[str, Any]:
-            from nightshard.plan_document import load_plan
-            from nightshard.steps.publish import publish_run
-            from nightshard.steps.report_run import report_run
+            from nightshard.planning.plan_document import load_plan
+            from nightshard.publishing.publish_task import publish_run
+            from nightshard.reporting.report_task import report_run
 
             plan = load_plan(plan)  # read before publish removes the staging area it lives in
             published = publish_run(config, plan, results[:], validation, cost)
@@ -146,7 +151,7 @@ def build_pipeline_dag(config: PipelineConfig) -> DAG:
 
         @task
         def notify(plan: dict[str, Any], published: dict[str, Any], cost: dict[str, Any]) -> dict[str, Any]:
-            from nightshard.steps.notify import notify_run
+            from nightshard.notifications.notify_task import notify_run
 
             return notify_run(config, plan, published, cost)  # the pointer's header: the document is gone
 
@@ -171,7 +176,7 @@ def build_infer(config: PipelineConfig, tickets: Any) -> Any:
         "max_preemptions": config.document["max_preemptions"],
     }
     if backend["kind"] == "gke":
-        from nightshard.gke.operator import map_shard_pods
+        from nightshard.backends.gke.operator import map_shard_pods
 
         return map_shard_pods(
             tickets=tickets,

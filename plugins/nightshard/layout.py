@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from nightshard.config import PipelineConfig, expand_environment
+from nightshard.config.pipeline_config import PipelineConfig, expand_environment
 from nightshard.storage import join
 
 SUCCESS_MARKER = "_SUCCESS"

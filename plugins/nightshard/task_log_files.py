@@ -168,7 +168,7 @@ def _finish(error: BaseException | None, task_instance: Any, failed: bool = Fals
     try:
         if failed:
             from nightshard.failures import cause_and_next_step
-            from nightshard.messages import default_next_step
+            from nightshard.notifications.messages import default_next_step
 
             cause, next_step = cause_and_next_step(error)
             tee.write(failure_footer(task_instance.task_id, cause,

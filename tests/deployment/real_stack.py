@@ -184,7 +184,7 @@ class AirflowStack:
 
 
 def make_demo_home(home: Path) -> None:
-    from nightshard import demo
+    from nightshard_dev import demo
 
     demo.train_risk_model(home / "models", rows=2000, epochs=3)
     for ds in REST_DATES + UI_DATES + RESTART_DATES:

@@ -30,7 +30,7 @@ def risk_staging(home: Path, ds: str, model_version: str = "v1") -> Path:
 @pytest.fixture(scope="module")
 def module_home(tmp_path_factory: pytest.TempPathFactory, airflow_db) -> Iterator[Path]:
     """A NIGHTSHARD_HOME with the demo risk model (v1, and v0 as a copy) shared by one module's runs."""
-    from nightshard import demo
+    from nightshard_dev import demo
 
     home = tmp_path_factory.mktemp("faults") / "home"
     home.mkdir()

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from dag_runner import run_dates, task_log
+from nightshard_dev import demo
 
 from faults.conftest import ID_COLUMN, RISK_DAG, risk_input, risk_output, risk_staging
 from faults.invariant import assert_published_exactly_once, assert_unpublished, input_ids
-from nightshard import demo
 
 pytestmark = pytest.mark.slow
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from dag_runner import REPO, run_dates, task_log
+from nightshard_dev import demo
 
 from faults.conftest import ID_COLUMN, RISK_DAG, risk_input, risk_output, risk_staging
 from faults.invariant import (
@@ -30,7 +31,6 @@ from faults.invariant import (
     input_ids,
     snapshot,
 )
-from nightshard import demo
 
 pytestmark = pytest.mark.slow
 

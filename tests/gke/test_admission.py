@@ -1,4 +1,4 @@
-"""nightshard.gke.admission: Kueue's flavor choice and the node pool, decided offline for every
+"""nightshard.backends.gke.admission: Kueue's flavor choice and the node pool, decided offline for every
 accelerator x mode the schema accepts, for the example values files, and for each mis-configuration."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import pytest
 import yaml
 from gke_support import CHART
 
-from nightshard.gke.accelerators import ACCELERATORS, accelerator
-from nightshard.gke.admission import (
+from nightshard.backends.gke.accelerators import ACCELERATORS, accelerator
+from nightshard.backends.gke.admission import (
     chart_values,
     check_admission,
     flavors_of,
     main,
     node_pool,
 )
-from nightshard.gke.settings import PROVISIONING_MODES, GkeSettings
+from nightshard.backends.gke.settings import PROVISIONING_MODES, GkeSettings
 
 IMAGE = "worker:1"
 EXAMPLE_VALUES = sorted((CHART / "ci").glob("*.yaml"))

@@ -29,7 +29,7 @@ def gke_pipeline_document() -> dict:
 
 
 def test_backend_gke_section_validates_in_the_pipeline_schema():
-    from nightshard.config import PipelineConfigError, validate_pipeline_document
+    from nightshard.config.pipeline_config import PipelineConfigError, validate_pipeline_document
 
     config = validate_pipeline_document(gke_pipeline_document(), "tabular_risk.yaml")
     assert config.section("backend")["gke"]["accelerator"] == "nvidia-h100-80gb"
@@ -41,9 +41,9 @@ def test_backend_gke_section_validates_in_the_pipeline_schema():
 
 
 def test_gke_backend_builds_a_dag_with_mapped_shard_pods():
-    from nightshard.config import validate_pipeline_document
+    from nightshard.backends.gke.operator import ShardPodOperator
+    from nightshard.config.pipeline_config import validate_pipeline_document
     from nightshard.dag_factory import build_pipeline_dag
-    from nightshard.gke.operator import ShardPodOperator
 
     dag = build_pipeline_dag(validate_pipeline_document(gke_pipeline_document(), "tabular_risk.yaml"))
     infer = dag.get_task("infer")

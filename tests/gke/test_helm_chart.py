@@ -164,7 +164,7 @@ def test_kueue_objects_have_the_fields_of_kueue_v1beta1(objects_fixture, request
 
 
 def test_default_install_matches_the_pipeline_config_defaults(default_objects):
-    from nightshard.gke.settings import GkeSettings
+    from nightshard.backends.gke.settings import GkeSettings
 
     settings = GkeSettings(image="worker:1")
     assert [q["metadata"]["name"] for q in by_kind(default_objects, "LocalQueue")] == [settings.local_queue]

@@ -12,9 +12,14 @@ import pytest
 from gke_support import CHART, KUBERNETES_VERSION
 from kubernetes.client import ApiClient
 
-from nightshard.gke.naming import safe_label_value, worker_pod_name
-from nightshard.gke.pod_builder import build_worker_pod
-from nightshard.gke.settings import ACCELERATORS, GKE_SETTINGS_SCHEMA, PROVISIONING_MODES, GkeSettings
+from nightshard.backends.gke.naming import safe_label_value, worker_pod_name
+from nightshard.backends.gke.pod_builder import build_worker_pod
+from nightshard.backends.gke.settings import (
+    ACCELERATORS,
+    GKE_SETTINGS_SCHEMA,
+    PROVISIONING_MODES,
+    GkeSettings,
+)
 
 IMAGE = "us-docker.pkg.dev/acme/nightshard/worker:1.4.0"
 RUN_ID = "scheduled__2026-11-23T02:00:00+00:00"
@@ -297,8 +302,8 @@ def test_from_config_round_trips_and_rejects_unknown_fields():
 
 
 def test_one_accelerator_table_feeds_config_schema_chart_schema_and_prices():
-    from nightshard.cost import load_price_table
-    from nightshard.gke.accelerators import ACCELERATORS as TABLE
+    from nightshard.backends.gke.accelerators import ACCELERATORS as TABLE
+    from nightshard.reporting.cost import load_price_table
 
     assert list(GKE_SETTINGS_SCHEMA["properties"]["accelerator"]["enum"]) == list(TABLE)
     assert ACCELERATOR_LABELS_OF_THE_CHART == set(TABLE)
@@ -307,6 +312,6 @@ def test_one_accelerator_table_feeds_config_schema_chart_schema_and_prices():
 
 
 def test_docs_show_the_accelerator_table_as_it_is():
-    from nightshard.gke.accelerators import markdown_table
+    from nightshard.backends.gke.accelerators import markdown_table
 
     assert markdown_table() in (CHART.parents[1] / "docs" / "gke.md").read_text()

@@ -13,7 +13,7 @@ from fake_kube_api import PodScript
 from gke_support import REPO_ROOT
 from kubernetes.client import models as k8s
 
-from nightshard.gke.cleanup import delete_expired_failed_pods, expired_failed_pods
+from nightshard.backends.gke.cleanup import delete_expired_failed_pods, expired_failed_pods
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
 

@@ -19,7 +19,7 @@ from airflow.exceptions import TaskDeferred
 from airflow.sdk.exceptions import AirflowFailException
 from fake_kube_api import PodScript
 
-from nightshard.gke.operator import (
+from nightshard.backends.gke.operator import (
     ShardFailed,
     ShardPodOperator,
     map_shard_pods,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from nightshard.cost import load_price_table, run_cost
+from nightshard.reporting.cost import load_price_table, run_cost
 
 START = dt.datetime(2026, 11, 23, 0, 5, tzinfo=dt.UTC)
 EDGES = [index / 10 for index in range(11)]

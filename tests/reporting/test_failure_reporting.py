@@ -18,10 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 from dag_runner import runs_with_one_conf
 from dag_runner import task_log as dag_test_task_log
+from nightshard_dev import demo
 from pipeline_runs import outbox_messages
 
-from nightshard import demo
-from nightshard.messages import ALERT_SCHEMA, load_schema
+from nightshard.notifications.messages import ALERT_SCHEMA, load_schema
 
 RUN_SECONDS = 180
 DS = "2026-11-22"
@@ -115,7 +115,7 @@ def test_shard_with_too_many_bad_rows_names_shard_cause_and_next_step(
 
 
 def test_alerts_of_two_shards_failing_in_the_same_second_both_stay_in_the_outbox():
-    from nightshard.messages import alert_message, outbox_file_name
+    from nightshard.notifications.messages import alert_message, outbox_file_name
 
     alerts = [alert_message(pipeline="tabular_risk", dag_id="nightshard_tabular_risk", ds=DS, run_id="r", task="infer",
                             shard=shard, try_number=1, cause="x", log_url=None) for shard in ("00000-a", "00001-b")]

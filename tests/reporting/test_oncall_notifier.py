@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from nightshard.backends.worker_exit import ShardRejected
 from nightshard.failures import ExplainedError, PermanentError, cause_and_next_step
-from nightshard.messages import NEXT_STEP_BY_TASK
-from nightshard.operators.oncall_notifier import OnCallNotifier
-from nightshard.worker_exit import ShardRejected
+from nightshard.notifications.messages import NEXT_STEP_BY_TASK
+from nightshard.notifications.oncall_notifier import OnCallNotifier
 
 
 def alert_for(exception: object, tmp_path, task_id: str = "infer") -> dict:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 from dag_runner import runs_with_one_conf
+from nightshard_dev import demo
 from pipeline_runs import published_partition, read_manifest
 
-from nightshard import demo
-from nightshard.run_metrics import exported_metric_names
-from nightshard.run_report import CHART_NAMES
+from nightshard.reporting.report_page import CHART_NAMES
+from nightshard.reporting.run_metrics import exported_metric_names
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST_DS, SECOND_DS = "2026-11-21", "2026-11-22"

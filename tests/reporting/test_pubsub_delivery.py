@@ -12,8 +12,8 @@ import json
 import jsonschema
 import pytest
 
-from nightshard.delivery import deliver
-from nightshard.messages import (
+from nightshard.notifications.delivery import deliver
+from nightshard.notifications.messages import (
     ALERT_SCHEMA,
     COMPLETION_SCHEMA,
     alert_message,

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nightshard.config import load_pipeline_config
-from nightshard.run_report import CHART_NAMES
-from nightshard.steps.report_run import report_run
-from nightshard.steps.validate import previous_published_manifest  # noqa: F401 - configures Airflow logging first
-from nightshard.validation import population_stability_index
+from nightshard.config.pipeline_config import load_pipeline_config
+from nightshard.reporting.report_page import CHART_NAMES
+from nightshard.reporting.report_task import report_run
+from nightshard.validation.rules import population_stability_index
+from nightshard.validation.validate_task import previous_published_manifest  # noqa: F401 - configures Airflow logging first
 from reporting.samples import EDGES, cost_for, plan_for, straggling_run, validation_with_drift
 from reporting.servers import free_port
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nightshard.config import load_pipeline_config
-from nightshard.run_estimate import estimate_run, render_estimate, throughput_history
+from nightshard.config.pipeline_config import load_pipeline_config
+from nightshard.reporting.run_estimate import estimate_run, render_estimate, throughput_history
 
 REPO_PIPELINES = Path(__file__).resolve().parents[2] / "dags" / "pipelines"
 
@@ -79,13 +79,13 @@ def test_history_reads_published_runs_of_the_same_version_newest_first(nightshar
 def test_rerun_of_the_only_published_date_learns_from_its_previous_run(nightshard_home, caplog):
     import logging
 
-    from nightshard.run_estimate import log_estimate
-    from nightshard.steps.validate import previous_published_manifest, previous_run_label
-    from nightshard.validation import drift_check
+    from nightshard.reporting.run_estimate import log_estimate
+    from nightshard.validation.rules import drift_check
+    from nightshard.validation.validate_task import previous_published_manifest, previous_run_label
 
     config = load_pipeline_config(REPO_PIPELINES / "tabular_risk.yaml")
     publish_fake_manifest(nightshard_home, "2026-11-22", 3600, 36)
-    with caplog.at_level(logging.INFO, logger="nightshard.run_estimate"):
+    with caplog.at_level(logging.INFO, logger="nightshard.reporting.run_estimate"):
         estimate = log_estimate(config, "v1", "2026-11-22", [1800, 1800])
     assert estimate["rows_per_second_per_worker"] == pytest.approx(100)
     assert "estimate from the previous run of this date (ds=2026-11-22)" in caplog.text
@@ -105,7 +105,7 @@ def test_rerun_of_the_only_published_date_learns_from_its_previous_run(nightshar
 
 
 def test_published_table_lists_every_date_folder_and_reads_only_published_manifests(nightshard_home):
-    from nightshard.published import partition_dates, published_manifest
+    from nightshard.publishing.published import partition_dates, published_manifest
 
     config = load_pipeline_config(REPO_PIPELINES / "tabular_risk.yaml")
     assert partition_dates(config, "v1") == []

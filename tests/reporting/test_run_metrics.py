@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshard.run_metrics import (
+from nightshard.reporting.run_metrics import (
     PUSH_JOB,
     RUN_METRIC_NAMES,
     build_registry,

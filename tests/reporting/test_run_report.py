@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 from hang_guard import hang_guard
 
-from nightshard.run_report import CHART_NAMES, cost_by_stage, render_run_report, stragglers, throughput_points
-from nightshard.validation import population_stability_index
+from nightshard.reporting.report_page import (
+    CHART_NAMES,
+    cost_by_stage,
+    render_run_report,
+    stragglers,
+    throughput_points,
+)
+from nightshard.validation.rules import population_stability_index
 from reporting.samples import EDGES, cost_for, plan_for, shard_result, straggling_run, validation_with_drift
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +70,7 @@ def test_cost_by_stage_adds_up_to_the_run_cost():
 
 
 def test_cost_by_stage_bills_earlier_attempts_and_the_page_shows_attempts_per_shard():
-    from nightshard.cost import run_cost
+    from nightshard.reporting.cost import run_cost
 
     results = straggling_run()
     results[1].update(attempts=3, earlier_attempts_seconds=results[1]["wall_seconds"])
@@ -145,7 +151,7 @@ def test_headless_chromium_renders_every_plot(tmp_path):
 
 
 def test_rows_cut_to_the_models_context_are_counted_in_the_page_and_the_manifest():
-    from nightshard.manifest import build_manifest
+    from nightshard.publishing.manifest import build_manifest
 
     results = straggling_run()
     for index, result in enumerate(results):

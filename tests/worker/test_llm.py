@@ -71,7 +71,7 @@ def test_llm_options_name_the_option_that_is_wrong(options, message):
 
 
 def test_plan_fails_naming_the_column_a_template_needs_and_the_input_lacks():
-    from nightshard.planning import FileFooter, PlanError, check_schema
+    from nightshard.planning.sharding import FileFooter, PlanError, check_schema
 
     model = ModelSpec(handler="llm", version="v1", options={**SENTIMENT, "prompt": "{title}\n{review}"})
     needed = required_columns(model)

@@ -73,7 +73,7 @@ def test_rerun_after_kill_9_resumes_after_last_committed_chunk(tmp_path, tabular
     # The killed attempt is billed: cost covers both attempts' accelerator time.
     assert len(ledgered) == 1 and 0 < ledgered[0] < first_attempt_seconds
     assert result.earlier_attempts_seconds == pytest.approx(ledgered[0])
-    from nightshard.cost import run_cost
+    from nightshard.reporting.cost import run_cost
 
     cost = run_cost([result.to_dict()], accelerator="cpu", provisioning="on-demand", accelerators_per_shard=1,
                     table={"prices": {"cpu": {"on-demand": 3600.0}}})

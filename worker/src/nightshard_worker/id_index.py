@@ -3,7 +3,7 @@
 A worker writes one Parquet file per shard, `<id_index_dir>/part-<shard>.parquet`, holding every
 input row's id with where it came from (file, row group, row), sorted by bucket, one row group per
 non-empty bucket; the footer's key-value metadata maps bucket -> row group. Validate then reads one
-bucket of every shard at a time (nightshard.id_check), so no process ever holds more than a bucket's
+bucket of every shard at a time (nightshard.validation.id_check), so no process ever holds more than a bucket's
 share of the run's ids. The bucket of an id depends only on its value, so equal ids meet in one bucket.
 """
 

@@ -1,0 +1,1 @@
+"""The local backend: the worker CLI as a subprocess of the Airflow worker."""

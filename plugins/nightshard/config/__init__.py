@@ -1,0 +1,1 @@
+"""Pipeline configs: loading, the schema, a run's parameters."""

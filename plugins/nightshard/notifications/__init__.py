@@ -1,0 +1,1 @@
+"""Completion messages and on-call alerts, and how they are delivered."""

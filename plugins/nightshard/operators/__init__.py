@@ -1,1 +1,0 @@
-"""Operators, sensors and triggers of the pipeline DAGs."""

@@ -1,0 +1,1 @@
+"""The plan task: Parquet footers, shards, the plan document."""

@@ -1,0 +1,1 @@
+"""Making a partition visible: manifest, `_SUCCESS`, published dates."""

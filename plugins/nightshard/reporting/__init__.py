@@ -1,0 +1,1 @@
+"""Cost, estimates, metrics and the run report."""

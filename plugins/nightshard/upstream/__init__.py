@@ -1,0 +1,1 @@
+"""Waiting for the upstream partition: the deferrable sensor and its trigger."""

@@ -1,0 +1,1 @@
+"""Before publishing: row reconciliation, schema, nulls, drift, unique ids."""
