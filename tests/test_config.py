@@ -135,7 +135,7 @@ def test_config_reference_page_is_current():
 
 CONFIG_SECTIONS = ("input", "model", "runtime", "sharding", "output", "validation", "backend", "cost", "notify")
 CONFIG_KEY = re.compile(r"(?<![\w/.])((?:" + "|".join(CONFIG_SECTIONS) + r")(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
-FILE_SUFFIXES = {"json", "pt", "tmp", "safetensors", "yaml", "parquet", "html", "png", "txt"}  # model.pt is a file
+FILE_SUFFIXES = {"json", "py", "pt", "tmp", "safetensors", "yaml", "parquet", "html", "png", "txt"}  # model.pt is a file
 
 
 def schema_has_key(schema: dict, dotted: str) -> bool:
