@@ -155,7 +155,7 @@ def score_outside_airflow(stack: AirflowStack, pipelines: Path) -> int:
     from nightshard.planning.plan_task import plan_run
 
     config = load_pipeline_config(pipelines / "scale_trivial.yaml")
-    run = RunParameters(ds=DS, model_version="v1", shard_rows=config.section("sharding")["target_rows"],
+    run = RunParameters(ds=DS, model_version="v1", shard_rows=config.sharding.target_rows,
                         reprocess="missing", dry_run=False)
     document = plan_run(config, run, run_id="scored-outside-airflow")
 

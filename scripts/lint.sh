@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ruff over the tree, mypy --strict over the contract, config and validation modules. Installs the
+# ruff over the tree, mypy --strict over the contract, config, validation and hand-off modules, and a
+# plain mypy over the whole plugins package. Installs the
 # pinned linters into .venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +13,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy --config-file mypy.ini \
   worker/src/nightshard_worker/contract.py \
-  plugins/nightshard/config/pipeline_config.py plugins/nightshard/config/schema.py plugins/nightshard/validation/rules.py
+  plugins/nightshard/config/pipeline_config.py plugins/nightshard/config/sections.py plugins/nightshard/config/schema.py plugins/nightshard/validation/rules.py \
+  plugins/nightshard/handoffs.py
+.venv/bin/mypy --config-file mypy-plugins.ini plugins/nightshard

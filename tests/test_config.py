@@ -27,10 +27,10 @@ def write_config(folder: Path, document: dict, name: str = "scores") -> Path:
 def test_minimal_config_gets_every_default(tmp_path):
     config = load_pipeline_config(write_config(tmp_path, MINIMAL))
     assert config.dag_id == "nightshard_scores"
-    assert config.section("sharding")["target_rows"] == 100000
-    assert config.section("backend")["kind"] == "local"
-    assert config.section("input")["marker"] == "_SUCCESS"
-    assert config.document["max_active_runs"] == 1
+    assert config.sharding.target_rows == 100000
+    assert config.backend.kind == "local"
+    assert config.input.marker == "_SUCCESS"
+    assert config.max_active_runs == 1
 
 
 @pytest.mark.parametrize(
@@ -64,20 +64,19 @@ def test_broken_config_names_file_field_and_fix(tmp_path, change, field, fix):
 def test_nvidia_tesla_a100_is_accepted(tmp_path):
     document = {**MINIMAL, "backend": {"kind": "gke", "gke": {"image": "w:1", "accelerator": "nvidia-tesla-a100"}}}
     config = load_pipeline_config(write_config(tmp_path, document))
-    assert config.section("backend")["gke"]["accelerator"] == "nvidia-tesla-a100"
+    assert config.backend.gke["accelerator"] == "nvidia-tesla-a100"
 
 
 def test_a_gke_pipeline_states_its_accelerator_once(tmp_path):
     gke = {"kind": "gke", "gke": {"image": "w:1", "accelerator": "nvidia-h100-80gb"}}
     follows = load_pipeline_config(write_config(tmp_path, {**MINIMAL, "backend": gke}))
-    assert follows.section("cost")["accelerator"] == "nvidia-h100-80gb"
+    assert follows.cost.accelerator == "nvidia-h100-80gb"
     same = load_pipeline_config(write_config(tmp_path, {**MINIMAL, "backend": gke,
                                                         "cost": {"accelerator": "nvidia-h100-80gb"}}))
-    assert same.section("cost")["accelerator"] == "nvidia-h100-80gb"
+    assert same.cost.accelerator == "nvidia-h100-80gb"
     cpu_pods = {"kind": "gke", "gke": {"image": "w:1", "gpus_per_pod": 0}}
-    assert load_pipeline_config(write_config(tmp_path, {**MINIMAL, "backend": cpu_pods})).section(
-        "cost")["accelerator"] == "cpu"
-    assert load_pipeline_config(write_config(tmp_path, MINIMAL)).section("cost")["accelerator"] == "cpu"
+    assert load_pipeline_config(write_config(tmp_path, {**MINIMAL, "backend": cpu_pods})).cost.accelerator == "cpu"
+    assert load_pipeline_config(write_config(tmp_path, MINIMAL)).cost.accelerator == "cpu"
     path = write_config(tmp_path, {**MINIMAL, "backend": gke, "cost": {"accelerator": "nvidia-l4"}})
     with pytest.raises(PipelineConfigError) as raised:
         load_pipeline_config(path)
@@ -91,10 +90,9 @@ def test_runtime_defaults_are_the_workers_own(tmp_path):
     worker's default spec, value for value and type for type."""
     import dataclasses
 
-    from nightshard.planning.plan_task import runtime_spec_for
     from nightshard_worker.contract import RuntimeSpec
 
-    planned = runtime_spec_for(load_pipeline_config(write_config(tmp_path, MINIMAL)))
+    planned = load_pipeline_config(write_config(tmp_path, MINIMAL)).runtime
     for spec_field in dataclasses.fields(RuntimeSpec):
         value = getattr(planned, spec_field.name)
         assert (value, type(value)) == (spec_field.default, type(spec_field.default)), spec_field.name
@@ -181,3 +179,31 @@ def test_every_config_key_the_docs_and_messages_name_exists_in_the_schema():
     assert ("validation.max_bad_row_fraction_per_shard", "worker/src/nightshard_worker/scoring.py") in named
     unknown = sorted((key, where) for key, where in named if not schema_has_key(pipeline_schema(), key))
     assert unknown == [], "these keys are not in the config schema (see docs/config.md)"
+
+
+def test_every_schema_section_is_a_typed_section_with_exactly_the_schemas_keys(tmp_path):
+    """`config.<section>.<key>` is the only way code reads a section: each typed section has the schema's
+    keys, no more, no fewer, so a key added to the schema without its field fails here, not at 2 a.m."""
+    import dataclasses
+
+    from nightshard.config.pipeline_config import pipeline_schema
+    from nightshard_worker.contract import RuntimeSpec
+
+    config = load_pipeline_config(write_config(tmp_path, MINIMAL))
+    for name, section_schema in pipeline_schema()["properties"].items():
+        if section_schema.get("type") != "object" or "properties" not in section_schema:
+            continue
+        section = getattr(config, name)
+        fields = {field.name for field in dataclasses.fields(section)}
+        if isinstance(section, RuntimeSpec):  # the worker's spec also carries validation's per-shard bound
+            fields -= {"max_bad_row_fraction"}
+        assert fields == set(section_schema["properties"]), name
+    assert config.input.marker == "_SUCCESS" and config.backend.kind == "local"
+    assert config.runtime.max_bad_row_fraction == config.validation.max_bad_row_fraction_per_shard
+
+
+def test_a_section_key_outside_the_schema_is_named():
+    from nightshard.config.sections import OutputSettings
+
+    with pytest.raises(ValueError, match=r"OutputSettings: keys \['url'\] are not in the config schema"):
+        OutputSettings.from_section({"uri": "/x", "url": "/y"})

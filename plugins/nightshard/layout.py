@@ -20,7 +20,7 @@ STAGING_OWNER_FILE = "_owner.json"  # the run id of the latest plan of a date: o
 
 
 def input_root(config: PipelineConfig) -> str:
-    return expand_environment(config.section("input")["uri"])
+    return expand_environment(config.input.uri)
 
 
 def input_partition(config: PipelineConfig, ds: str) -> str:
@@ -28,11 +28,11 @@ def input_partition(config: PipelineConfig, ds: str) -> str:
 
 
 def input_marker(config: PipelineConfig, ds: str) -> str:
-    return join(input_partition(config, ds), config.section("input")["marker"])
+    return join(input_partition(config, ds), config.input.marker)
 
 
 def output_root(config: PipelineConfig) -> str:
-    return expand_environment(config.section("output")["uri"])
+    return expand_environment(config.output.uri)
 
 
 def output_table(config: PipelineConfig, model_version: str) -> str:
@@ -52,11 +52,11 @@ def reports_folder(config: PipelineConfig, model_version: str, ds: str) -> str:
 
 
 def model_artifact(config: PipelineConfig, model_version: str) -> str | None:
-    artifact = config.section("model").get("artifact")
+    artifact = config.model.artifact
     if not artifact:
         return None
     return expand_environment(artifact).replace("{model_version}", model_version)
 
 
 def outbox_folder(config: PipelineConfig) -> str:
-    return expand_environment(config.section("notify")["outbox"])
+    return expand_environment(config.notify.outbox)

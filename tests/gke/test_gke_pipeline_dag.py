@@ -32,7 +32,7 @@ def test_backend_gke_section_validates_in_the_pipeline_schema():
     from nightshard.config.pipeline_config import PipelineConfigError, validate_pipeline_document
 
     config = validate_pipeline_document(gke_pipeline_document(), "tabular_risk.yaml")
-    assert config.section("backend")["gke"]["accelerator"] == "nvidia-h100-80gb"
+    assert config.backend.gke["accelerator"] == "nvidia-h100-80gb"
 
     broken = gke_pipeline_document()
     broken["backend"]["gke"]["acelerator"] = "nvidia-l4"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from nightshard import storage
 from nightshard.failures import ExplainedError
+from nightshard.handoffs import ShardResultDocument
 from nightshard_worker.contract import (
     EXIT_BAD_SPEC,
     EXIT_FAILED,
@@ -51,10 +50,10 @@ _EXPLANATIONS = {
 PREEMPTED_MESSAGE = "preempted by Kueue; the retry resumes from the last checkpoint"
 
 
-def read_shard_result(result_uri: str) -> dict[str, Any]:
+def read_shard_result(result_uri: str) -> ShardResultDocument:
     """The ShardResult document the worker wrote at `result_uri` (gs://, file://, or a path), as the infer
     task's XCom; plan reads it through `ShardResult.from_dict` to check it."""
-    document: dict[str, Any] = storage.read_json(result_uri)
+    document: ShardResultDocument = storage.read_json(result_uri)
     return document
 
 

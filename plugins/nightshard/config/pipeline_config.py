@@ -19,6 +19,17 @@ import yaml
 
 from nightshard.backends.gke.settings import GKE_SETTINGS_SCHEMA, gke_settings_problem
 from nightshard.config.schema import build_pipeline_schema
+from nightshard.config.sections import (
+    BackendSettings,
+    CostSettings,
+    InputSettings,
+    ModelSettings,
+    NotifySettings,
+    OutputSettings,
+    ShardingSettings,
+    ValidationSettings,
+)
+from nightshard_worker.contract import RuntimeSpec
 
 # Where the DAG factory looks for configs unless NIGHTSHARD_PIPELINES_DIR says otherwise.
 DEFAULT_PIPELINES_DIR = Path(__file__).resolve().parents[3] / "dags" / "pipelines"
@@ -48,7 +59,7 @@ def pipeline_schema() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """A validated pipeline config with every default filled in."""
+    """A validated pipeline config with every default filled in; its sections typed (`config.input.uri`)."""
 
     source: str
     document: dict[str, Any]
@@ -61,9 +72,71 @@ class PipelineConfig:
     def dag_id(self) -> str:
         return f"nightshard_{self.name}"
 
-    def section(self, name: str) -> dict[str, Any]:
-        section: dict[str, Any] = self.document[name]
-        return section
+    @property
+    def description(self) -> str:
+        return str(self.document.get("description", ""))
+
+    @property
+    def owner(self) -> str:
+        return str(self.document["owner"])
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.document["tags"])
+
+    @property
+    def retries(self) -> int:
+        return int(self.document["retries"])
+
+    @property
+    def retry_delay_seconds(self) -> int:
+        return int(self.document["retry_delay_seconds"])
+
+    @property
+    def max_preemptions(self) -> int:
+        return int(self.document["max_preemptions"])
+
+    @property
+    def max_active_runs(self) -> int:
+        return int(self.document["max_active_runs"])
+
+    @property
+    def input(self) -> InputSettings:
+        return InputSettings.from_section(self.document["input"])
+
+    @property
+    def model(self) -> ModelSettings:
+        return ModelSettings.from_section(self.document["model"])
+
+    @property
+    def sharding(self) -> ShardingSettings:
+        return ShardingSettings.from_section(self.document["sharding"])
+
+    @property
+    def output(self) -> OutputSettings:
+        return OutputSettings.from_section(self.document["output"])
+
+    @property
+    def validation(self) -> ValidationSettings:
+        return ValidationSettings.from_section(self.document["validation"])
+
+    @property
+    def backend(self) -> BackendSettings:
+        return BackendSettings.from_section(self.document["backend"])
+
+    @property
+    def cost(self) -> CostSettings:
+        return CostSettings.from_section(self.document["cost"])
+
+    @property
+    def notify(self) -> NotifySettings:
+        return NotifySettings.from_section(self.document["notify"])
+
+    @property
+    def runtime(self) -> RuntimeSpec:
+        """What each shard's worker is told: the `runtime` section plus the per-shard bad-row bound."""
+        return RuntimeSpec(**self.document["runtime"],
+                           max_bad_row_fraction=self.validation.max_bad_row_fraction_per_shard)
 
 
 def pipelines_dir() -> Path:

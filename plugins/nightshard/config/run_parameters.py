@@ -45,14 +45,14 @@ def build_params(config: PipelineConfig) -> dict[str, Param]:
             description="YYYY-MM-DD of the input partition. Empty: the run's logical date.",
         ),
         "model_version": Param(
-            config.section("model")["version"],
+            config.model.version,
             type="string",
             pattern=MODEL_VERSION,
             title="Model version",
             description="Which model version scores the partition; output goes under model_version=<v>.",
         ),
         "shard_rows": Param(
-            config.section("sharding")["target_rows"],
+            config.sharding.target_rows,
             type="integer",
             minimum=1,
             maximum=100_000_000,
@@ -104,12 +104,12 @@ def resolve_ds(params: dict[str, Any], logical_date: Any) -> str:
 
 def resolve_run_parameters(config: PipelineConfig, params: dict[str, Any], logical_date: Any) -> RunParameters:
     ds = resolve_ds(params, logical_date)
-    model_version = str(params.get("model_version") or config.section("model")["version"])
+    model_version = str(params.get("model_version") or config.model.version)
     if not re.fullmatch(MODEL_VERSION, model_version):
         raise RunParameterError(
             f"model_version={model_version!r} may only hold letters, digits, '.', '_' and '-'"
         )
-    shard_rows = params.get("shard_rows", config.section("sharding")["target_rows"])
+    shard_rows = params.get("shard_rows", config.sharding.target_rows)
     if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
         raise RunParameterError(f"shard_rows={shard_rows!r} must be a positive integer")
     reprocess = str(params.get("reprocess") or "missing")

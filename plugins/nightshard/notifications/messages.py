@@ -12,6 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from nightshard.handoffs import CostReport, PlanPointer, PublishedPartition
+
 COMPLETION_SCHEMA = "nightshard.completion.v1"
 ALERT_SCHEMA = "nightshard.alert.v1"
 SCHEMA_FOLDER = Path(__file__).with_name("schemas")
@@ -34,7 +36,7 @@ def load_schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMA_FOLDER / f"{version}.json").read_text())
 
 
-def completion_message(plan: dict[str, Any], published: dict[str, Any], cost: dict[str, Any]) -> dict[str, Any]:
+def completion_message(plan: PlanPointer, published: PublishedPartition, cost: CostReport) -> dict[str, Any]:
     return {
         "schema": COMPLETION_SCHEMA,
         "status": "published",
@@ -94,7 +96,7 @@ def alert_message(
 def outbox_file_name(message: dict[str, Any]) -> str:
     kind = message["schema"].split(".")[1]
     safe_run = "".join(c if c.isalnum() or c in "-_" else "_" for c in message["run_id"])
-    stamp = message.get("published_at") or message.get("failed_at")
+    stamp = str(message.get("published_at") or message.get("failed_at"))
     stamp = stamp.replace(":", "").replace("-", "").replace("+", "")
     task = f"-{message['task']}" if "task" in message else ""
     shard = f"-{message['shard']}" if message.get("shard") else ""

@@ -8,19 +8,19 @@ import jsonschema
 
 from nightshard import layout
 from nightshard.config.pipeline_config import PipelineConfig
+from nightshard.handoffs import CostReport, PlanPointer, PublishedPartition
 from nightshard.notifications.delivery import deliver
 from nightshard.notifications.messages import COMPLETION_SCHEMA, completion_message, load_schema
 
 
 def notify_run(
-    config: PipelineConfig, plan: dict[str, Any], published: dict[str, Any], cost: dict[str, Any]
+    config: PipelineConfig, plan: PlanPointer, published: PublishedPartition, cost: CostReport
 ) -> dict[str, Any]:
     message = completion_message(plan, published, cost)
     jsonschema.validate(message, load_schema(COMPLETION_SCHEMA))  # never send what consumers cannot read
-    settings = config.section("notify")
     return deliver(
         message,
         outbox=layout.outbox_folder(config),
-        topic=settings.get("pubsub_topic"),
-        gcp_conn_id=settings["gcp_conn_id"],
+        topic=config.notify.pubsub_topic,
+        gcp_conn_id=config.notify.gcp_conn_id,
     )

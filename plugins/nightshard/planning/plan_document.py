@@ -7,10 +7,9 @@ goes through the metadata database, so its size can follow the partition without
 
 from __future__ import annotations
 
-from typing import Any
-
 from nightshard import storage
 from nightshard.failures import ExplainedError
+from nightshard.handoffs import PlanDocument, PlanPointer
 
 PLAN_FILE = "_plan.json"
 
@@ -19,25 +18,26 @@ def plan_uri(staging: str) -> str:
     return storage.join(staging, PLAN_FILE)
 
 
-def write_plan(document: dict[str, Any]) -> dict[str, Any]:
+def write_plan(document: PlanDocument) -> PlanPointer:
     """Store the document beside the run's staged files; returns the pointer for XCom.
 
     A dry run writes nothing anywhere, so its pointer carries the document's small header only;
     every task after infer is skipped in a dry run and never loads it.
     """
-    header = {key: document[key] for key in ("pipeline", "ds", "model_version", "run_id", "dry_run")}
+    pointer = PlanPointer(pipeline=document["pipeline"], ds=document["ds"], model_version=document["model_version"],
+                          run_id=document["run_id"], dry_run=document["dry_run"], plan_uri=None)
     if document["dry_run"]:
-        return {**header, "plan_uri": None}
+        return pointer
     uri = plan_uri(document["staging"])
     storage.write_json_atomic(uri, document)
-    return {**header, "plan_uri": uri}
+    return {**pointer, "plan_uri": uri}
 
 
 class PlanDocumentGone(ExplainedError, FileNotFoundError):
     """The stored plan a pointer names was removed (a reprocess=all rerun, or a publish)."""
 
 
-def load_plan(pointer: dict[str, Any]) -> dict[str, Any]:
+def load_plan(pointer: PlanPointer) -> PlanDocument:
     """The document a pointer names; an error that says what to do when it is gone."""
     uri = pointer.get("plan_uri")
     if not uri:
@@ -48,4 +48,5 @@ def load_plan(pointer: dict[str, Any]) -> dict[str, Any]:
             "with reprocess=all, or a publish, removed the staging area).",
             next_step="clear this run from plan",
         )
-    return storage.read_json(uri)
+    document: PlanDocument = storage.read_json(uri)
+    return document

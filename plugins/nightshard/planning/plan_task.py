@@ -6,12 +6,12 @@ import datetime as dt
 import logging
 import posixpath
 import time
-from typing import Any
 
 from nightshard import layout, storage
 from nightshard.backends.worker_exit import read_shard_result
 from nightshard.config.pipeline_config import PipelineConfig
 from nightshard.config.run_parameters import RunParameters
+from nightshard.handoffs import PlanDocument, ShardTicket
 from nightshard.planning.sharding import (
     PlanError,
     check_schema,
@@ -37,23 +37,13 @@ from nightshard_worker.input_requirements import RequirementError, required_colu
 
 log = logging.getLogger(__name__)
 
-RUNTIME_FIELDS = {field for field in RuntimeSpec.__dataclass_fields__}
-
-
 def model_spec_for(config: PipelineConfig, model_version: str) -> ModelSpec:
-    model = config.section("model")
     return ModelSpec(
-        handler=model["handler"],
+        handler=config.model.handler,
         version=model_version,
         artifact=layout.model_artifact(config, model_version),
-        options=dict(model.get("options") or {}),
+        options=dict(config.model.options),
     )
-
-
-def runtime_spec_for(config: PipelineConfig) -> RuntimeSpec:
-    runtime = {key: value for key, value in config.section("runtime").items() if key in RUNTIME_FIELDS}
-    runtime["max_bad_row_fraction"] = config.section("validation")["max_bad_row_fraction_per_shard"]
-    return RuntimeSpec(**runtime)
 
 
 def max_map_length() -> int:
@@ -64,7 +54,7 @@ def max_map_length() -> int:
 
 
 def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
-             max_mapped_tasks: int | None = None) -> dict[str, Any]:
+             max_mapped_tasks: int | None = None) -> PlanDocument:
     """Plan the run; returns the plan document (stored in staging by the plan task, see plan_document)."""
     partition = layout.input_partition(config, run.ds)
     model = model_spec_for(config, run.model_version)
@@ -77,7 +67,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         needed = required_columns(model)
     except RequirementError as error:
         raise PlanError(f"{config.source}: {error}") from None
-    placement = _llm_placement(config, model, runtime_spec_for(config))
+    placement = _llm_placement(config, model, config.runtime)
     clock = time.perf_counter()
     footers = read_footers(partition)
     footer_seconds = time.perf_counter() - clock
@@ -86,7 +76,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
             f"{partition} holds no Parquet files although its marker exists. Ask the upstream job to "
             "republish the partition, or skip this date"
         )
-    id_column = config.section("input")["id_column"]
+    id_column = config.input.id_column
     check_schema(footers, needed, id_column)
     input_rows = sum(footer.rows for footer in footers)
     sizing = size_shards(input_rows, run.shard_rows,
@@ -97,7 +87,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         raise PlanError(f"{partition}: every file has zero rows; nothing to score. Ask the upstream job why")
     # Uniqueness is checked where the data is: each worker indexes its ids by hash bucket, validate
     # reads one bucket across all shards at a time (nightshard.validation.id_check). 0 buckets: not checked.
-    buckets = id_index_buckets(input_rows) if config.section("input")["check_unique_ids"] else 0
+    buckets = id_index_buckets(input_rows) if config.input.check_unique_ids else 0
 
     staging = layout.staging_partition(config, run.model_version, run.ds)
     if run.reprocess == "all" and not run.dry_run:
@@ -108,7 +98,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
         # The latest plan of a date owns its staging area; publish refuses for any other run, so two
         # runs of one date can never interleave their files in the published partition.
         storage.write_json_atomic(storage.join(staging, layout.STAGING_OWNER_FILE), {"run_id": run_id})
-    runtime = runtime_spec_for(config)
+    runtime = config.runtime
     specs = [
         _shard_spec(config, run, shard, run_id=run_id, partition=partition, staging=staging, model=model,
                     runtime=runtime, shard_count=len(planned), id_index_buckets=buckets)
@@ -118,7 +108,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
     # one listing instead of a lookup per shard (three requests each on GCS for a missing object)
     results_present = {posixpath.basename(uri) for uri, _ in storage.list_file_sizes(storage.join(staging, "_results"))}
 
-    def stage(spec: ShardSpec) -> dict[str, Any]:
+    def stage(spec: ShardSpec) -> ShardTicket:
         spec_uri = storage.join(staging, "_specs", f"{shard_file_stem(spec.shard_id)}.json")
         committed = posixpath.basename(spec.result_path) in results_present and _already_committed(spec)
         if not run.dry_run:
@@ -145,7 +135,7 @@ def plan_run(config: PipelineConfig, run: RunParameters, *, run_id: str,
     log.info("%s", shard_table(tickets, partition=partition, input_rows=input_rows, files=len(footers)))
     estimate = log_estimate(config, run.model_version, run.ds,
                             [t["rows"] for t in tickets if not t["already_committed"]])
-    log.info("%s", startup_share_line(config.section("sharding")["startup_seconds"], sizing.shard_rows,
+    log.info("%s", startup_share_line(config.sharding.startup_seconds, sizing.shard_rows,
                                       estimate["rows_per_second_per_worker"] if estimate else None))
     return {
         "pipeline": config.name,
@@ -190,14 +180,14 @@ def _llm_placement(config: PipelineConfig, model: ModelSpec, runtime: RuntimeSpe
     try:
         placement = placement_for_plan(source, precision=runtime.precision,
                                        kv_tokens=parse_llm_options(model.options).kv_tokens,
-                                       backend=config.section("backend"))
+                                       backend=config.document["backend"])  # the worker reads the mapping: it has no Airflow-side types
     except PlacementError as error:
         raise PlanError(f"{config.source}: model {source}: {error}") from None
     log.info("llm placement: %s", placement)
     return placement
 
 
-def shard_table(tickets: list[dict[str, Any]], *, partition: str, input_rows: int, files: int) -> str:
+def shard_table(tickets: list[ShardTicket], *, partition: str, input_rows: int, files: int) -> str:
     """The plan as on-call reads it in the task log: the first SHARD_TABLE_LINES shards, then a count."""
     committed = sum(1 for ticket in tickets if ticket["already_committed"])
     lines = [
@@ -228,7 +218,7 @@ def _shard_spec(config: PipelineConfig, run: RunParameters, shard, *, run_id: st
         shard_count=shard_count,
         inputs=shard.slices,
         input_rows=shard.rows,
-        id_column=config.section("input")["id_column"],
+        id_column=config.input.id_column,
         model=model,
         runtime=runtime,
         output_path=storage.join(staging, f"{stem}.parquet"),
@@ -245,7 +235,7 @@ def _already_committed(spec: ShardSpec) -> bool:
     if not storage.exists(spec.result_path):
         return False
     try:
-        result = ShardResult.from_dict(read_shard_result(spec.result_path))
+        result = ShardResult.from_dict(dict(read_shard_result(spec.result_path)))
     except (ContractError, ValueError, TypeError):  # unreadable, or of another contract: score it again
         return False
     return (

@@ -6,8 +6,11 @@ import datetime as dt
 import functools
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from nightshard.handoffs import CostReport, PlanDocument, ShardResultDocument, ValidationReport
 
 MANIFEST_VERSION = 1
 NIGHTSHARD_VERSION = "0.1.0"
@@ -34,13 +37,13 @@ def code_version() -> str:
 
 def build_manifest(
     *,
-    plan: dict[str, Any],
-    results: list[dict[str, Any]],
-    validation: dict[str, Any],
+    plan: PlanDocument,
+    results: Sequence[ShardResultDocument],
+    validation: ValidationReport,
     model: dict[str, Any],
     files: list[dict[str, Any]],
     quarantine_files: list[dict[str, Any]],
-    cost: dict[str, Any],
+    cost: CostReport,
 ) -> dict[str, Any]:
     started = min((r["started_at"] for r in results), default="")
     finished = max((r["finished_at"] for r in results), default="")
@@ -80,13 +83,13 @@ def build_manifest(
     }
 
 
-def _truncated_rows(results: list[dict[str, Any]]) -> dict[str, int]:
+def _truncated_rows(results: Sequence[ShardResultDocument]) -> dict[str, int]:
     """{"truncated": n} when the handler marks rows it cut to the model's context; {} when it never cuts."""
-    counts = [r["rows_truncated"] for r in results if r.get("rows_truncated") is not None]
+    counts = [r["rows_truncated"] or 0 for r in results if r.get("rows_truncated") is not None]
     return {"truncated": sum(counts)} if counts else {}
 
 
-def _sum_stages(results: list[dict[str, Any]]) -> dict[str, float]:
+def _sum_stages(results: Sequence[ShardResultDocument]) -> dict[str, float]:
     totals: dict[str, float] = {}
     for result in results:
         for stage, seconds in result.get("stage_seconds", {}).items():

@@ -14,6 +14,7 @@ import logging
 import os
 import posixpath
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -21,6 +22,13 @@ from airflow.sdk.exceptions import AirflowFailException
 from nightshard import layout, storage
 from nightshard.config.pipeline_config import PipelineConfig
 from nightshard.failures import ExplainedError
+from nightshard.handoffs import (
+    CostReport,
+    PlanDocument,
+    PublishedPartition,
+    ShardResultDocument,
+    ValidationReport,
+)
 from nightshard.publishing.manifest import build_manifest
 from nightshard_worker import storage as worker_storage
 
@@ -29,23 +37,22 @@ log = logging.getLogger(__name__)
 
 def publish_run(
     config: PipelineConfig,
-    plan: dict[str, Any],
-    results: list[dict[str, Any]],
-    validation: dict[str, Any],
-    cost: dict[str, Any],
-) -> dict[str, Any]:
+    plan: PlanDocument,
+    results: Sequence[ShardResultDocument],
+    validation: ValidationReport,
+    cost: CostReport,
+) -> PublishedPartition:
     _check_staging_owner(plan)
     results = sorted(results, key=lambda r: r["shard_id"])
     final = layout.output_partition(config, plan["model_version"], plan["ds"])
     staged = _staged_files(results)
     files = [entry for entry in staged if not entry["path"].startswith(layout.QUARANTINE_DIR)]
     quarantine = [entry for entry in staged if entry["path"].startswith(layout.QUARANTINE_DIR)]
-    model = config.section("model")
     manifest = build_manifest(
         plan=plan,
         results=results,
         validation=validation,
-        model={"handler": model["handler"], "version": plan["model_version"],
+        model={"handler": config.model.handler, "version": plan["model_version"],
                "artifact": layout.model_artifact(config, plan["model_version"])},
         files=[{key: e[key] for key in ("path", "rows", "bytes", "sha256")} for e in files],
         quarantine_files=[{key: e[key] for key in ("path", "rows", "bytes", "sha256")} for e in quarantine],
@@ -75,7 +82,7 @@ class StagingTakenOver(ExplainedError, AirflowFailException):
     """A later run of the same date planned over this run's staging area."""
 
 
-def _check_staging_owner(plan: dict[str, Any]) -> None:
+def _check_staging_owner(plan: PlanDocument) -> None:
     owner_uri = storage.join(plan["staging"], layout.STAGING_OWNER_FILE)
     owner = storage.read_json(owner_uri)["run_id"] if storage.exists(owner_uri) else None
     if owner != plan["run_id"]:
@@ -87,7 +94,7 @@ def _check_staging_owner(plan: dict[str, Any]) -> None:
         )
 
 
-def _staged_files(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _staged_files(results: Sequence[ShardResultDocument]) -> list[dict[str, Any]]:
     """Each shard's output and, when it has quarantined rows, its quarantine file."""
     staged = []
     for result in results:

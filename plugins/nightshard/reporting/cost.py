@@ -8,12 +8,14 @@ an output token weighing `OUTPUT_TOKEN_WEIGHT` input tokens, giving dollars per 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nightshard.config.pipeline_config import PipelineConfig, expand_environment
 from nightshard.failures import PermanentError
+from nightshard.handoffs import ShardResultDocument
 
 SHIPPED_PRICES = Path(__file__).with_name("prices.json")
 # A generated token costs a forward step of its own, a prompt token shares one pass with its whole
@@ -49,14 +51,12 @@ class Pricing:
 
 def pricing_for(config: PipelineConfig) -> Pricing:
     """The pricing the cost step bills and plan's estimate uses: cost.* settings, and a GKE pod's GPUs."""
-    settings = config.section("cost")
-    prices_file = settings.get("prices_file")
-    backend = config.section("backend")
-    accelerators = (backend.get("gke") or {}).get("gpus_per_pod", 1) if backend["kind"] == "gke" else 1
+    settings, backend = config.cost, config.backend
+    accelerators = backend.gke.get("gpus_per_pod", 1) if backend.kind == "gke" else 1
     return Pricing(
-        table=load_price_table(expand_environment(prices_file) if prices_file else None),
-        accelerator=settings["accelerator"],
-        provisioning=settings["provisioning"],
+        table=load_price_table(expand_environment(settings.prices_file) if settings.prices_file else None),
+        accelerator=settings.accelerator,
+        provisioning=settings.provisioning,
         accelerators_per_shard=accelerators,
     )
 
@@ -73,7 +73,7 @@ def hourly_price(table: dict[str, Any], accelerator: str, provisioning: str) -> 
 
 
 def run_cost(
-    results: list[dict[str, Any]],
+    results: Sequence[ShardResultDocument],
     *,
     accelerator: str,
     provisioning: str,
@@ -82,7 +82,7 @@ def run_cost(
 ) -> dict[str, Any]:
     """Per-shard and total cost; dollars per million records uses rows scored and quarantined."""
     price = hourly_price(table, accelerator, provisioning)
-    shards = []
+    shards: list[dict[str, Any]] = []
     for result in results:
         # Every attempt ran on an accelerator: a killed or preempted one is paid for too.
         seconds = result["wall_seconds"] + result.get("earlier_attempts_seconds", 0.0)
@@ -116,7 +116,7 @@ def run_cost(
     }
 
 
-def _token_costs(results: list[dict[str, Any]], total: float, wall_seconds: float) -> dict[str, Any]:
+def _token_costs(results: Sequence[ShardResultDocument], total: float, wall_seconds: float) -> dict[str, Any]:
     """Tokens, tokens/s and dollars per million input and output tokens; empty for non-LLM runs."""
     input_tokens = sum(int(result.get("input_tokens") or 0) for result in results)
     output_tokens = sum(int(result.get("output_tokens") or 0) for result in results)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import cast
 
 from nightshard import layout, storage
 from nightshard.config.pipeline_config import PipelineConfig
+from nightshard.handoffs import CostReport, PlanDocument, ShardResultDocument
 from nightshard.reporting.cost import pricing_for, run_cost
 
 log = logging.getLogger(__name__)
 
 
-def cost_run(config: PipelineConfig, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+def cost_run(config: PipelineConfig, plan: PlanDocument, results: Sequence[ShardResultDocument]) -> CostReport:
     pricing = pricing_for(config)
     report = run_cost(
         results,
@@ -36,4 +38,4 @@ def cost_run(config: PipelineConfig, plan: dict[str, Any], results: list[dict[st
                  "million output tokens", plan["pipeline"], plan["ds"], report["input_tokens"], report["output_tokens"],
                  report["tokens_per_second"], report["cost_per_million_input_tokens"], report["currency"],
                  report["cost_per_million_output_tokens"])
-    return {**report, "report_uri": report_uri}
+    return cast(CostReport, {**report, "report_uri": report_uri})

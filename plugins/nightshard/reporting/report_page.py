@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from string import Template
 from typing import Any
 
+from nightshard.handoffs import (
+    CostReport,
+    PlanDocument,
+    PublishedPartition,
+    ShardResultDocument,
+    ValidationReport,
+)
 from nightshard.reporting import charts as report_charts
 
 TEMPLATE = Path(__file__).with_name("templates") / "run_report.html"
@@ -34,7 +42,7 @@ CHART_NAMES = (
 )
 
 
-def stragglers(results: list[dict[str, Any]], factor: float = STRAGGLER_FACTOR) -> list[str]:
+def stragglers(results: Sequence[ShardResultDocument], factor: float = STRAGGLER_FACTOR) -> list[str]:
     """Shards whose wall time exceeds `factor` times the median; none with fewer than three shards."""
     if len(results) < 3:
         return []
@@ -42,7 +50,7 @@ def stragglers(results: list[dict[str, Any]], factor: float = STRAGGLER_FACTOR) 
     return sorted(r["shard_id"] for r in results if median > 0 and r["wall_seconds"] > factor * median)
 
 
-def throughput_points(results: list[dict[str, Any]]) -> list[tuple[float, float]]:
+def throughput_points(results: Sequence[ShardResultDocument]) -> list[tuple[float, float]]:
     """(seconds since the first shard started, rows/s of all running shards) at every start and finish."""
     spans = []
     for result in results:
@@ -62,7 +70,7 @@ def throughput_points(results: list[dict[str, Any]]) -> list[tuple[float, float]
     ]
 
 
-def cost_by_stage(results: list[dict[str, Any]], cost: dict[str, Any]) -> list[tuple[str, float]]:
+def cost_by_stage(results: Sequence[ShardResultDocument], cost: CostReport) -> list[tuple[str, float]]:
     """Each shard's cost split over its stages by their share of its billed time (its last attempt's wall
     time plus its earlier attempts'); the rest of the last attempt is overhead."""
     shard_cost = {shard["shard_id"]: shard["cost"] for shard in cost.get("shards", [])}
@@ -86,11 +94,11 @@ def cost_by_stage(results: list[dict[str, Any]], cost: dict[str, Any]) -> list[t
 
 def render_run_report(
     *,
-    plan: dict[str, Any],
-    results: list[dict[str, Any]],
-    validation: dict[str, Any],
-    cost: dict[str, Any],
-    published: dict[str, Any],
+    plan: PlanDocument,
+    results: Sequence[ShardResultDocument],
+    validation: ValidationReport,
+    cost: CostReport,
+    published: PublishedPartition,
     previous_manifest: dict[str, Any] | None,
     generated_at: dt.datetime | None = None,
 ) -> str:
@@ -158,12 +166,13 @@ def render_run_report(
     return Template(TEMPLATE.read_text()).substitute(values)
 
 
-def write_run_report(config: Any, plan: dict[str, Any], results: list[dict[str, Any]],
-                     validation: dict[str, Any], cost: dict[str, Any], published: dict[str, Any]) -> str:
+def write_run_report(config: Any, plan: PlanDocument, results: Sequence[ShardResultDocument],
+                     validation: ValidationReport, cost: CostReport, published: PublishedPartition) -> str:
     """Render and write the report beside cost_report.json; returns its URI."""
     from nightshard import layout, storage
     from nightshard.validation.validate_task import previous_published_manifest
 
+    previous: dict[str, Any] | None
     if validation.get("previous_histogram") is not None:
         previous = {"ds": validation["previous_ds"], "histogram": validation["previous_histogram"]}
     else:  # published now: this date's partition is this run's own
@@ -175,27 +184,27 @@ def write_run_report(config: Any, plan: dict[str, Any], results: list[dict[str, 
     return uri
 
 
-def _distribution_chart(validation: dict[str, Any], previous: dict[str, Any] | None, ds: str) -> str:
+def _distribution_chart(validation: ValidationReport, previous: dict[str, Any] | None, ds: str) -> str:
     histogram = validation.get("histogram")
     title = f"Predictions against the previous run, PSI {_psi_text(validation, ds)}"
     if not histogram:
         return report_charts.horizontal_bars("prediction_distribution",
                                              "Predictions: the handler reports no histogram", [], unit="")
     previous_histogram = (previous or {}).get("histogram")
-    comparable = previous_histogram and list(previous_histogram["edges"]) == list(histogram["edges"])
+    comparable = previous_histogram is not None and list(previous_histogram["edges"]) == list(histogram["edges"])
     return report_charts.histogram_overlay(
         "prediction_distribution", title, histogram["edges"], histogram["counts"],
-        previous_histogram["counts"] if comparable else None,
+        previous_histogram["counts"] if previous_histogram is not None and comparable else None,
         current_label=f"ds={ds}", previous_label=_previous_label((previous or {}).get("ds", "?"), ds),
     )
 
 
-def _truncated_fact(results: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    counts = [r["rows_truncated"] for r in results if r.get("rows_truncated") is not None]
+def _truncated_fact(results: Sequence[ShardResultDocument]) -> list[tuple[str, str]]:
+    counts = [r["rows_truncated"] or 0 for r in results if r.get("rows_truncated") is not None]
     return [("rows truncated to the model's context", f"{sum(counts):,}")] if counts else []
 
 
-def _psi_text(validation: dict[str, Any], ds: str) -> str:
+def _psi_text(validation: ValidationReport, ds: str) -> str:
     psi = validation.get("drift_psi")
     if psi is None:
         return "n/a (no earlier run)"
@@ -206,7 +215,7 @@ def _previous_label(previous_ds: Any, ds: Any) -> str:
     return "the previous run of this date" if previous_ds == ds else f"ds={previous_ds}"
 
 
-def _shard_table(results: list[dict[str, Any]], cost: dict[str, Any], slow: set[str], queue: list[float]) -> str:
+def _shard_table(results: Sequence[ShardResultDocument], cost: CostReport, slow: set[str], queue: list[float]) -> str:
     shard_cost = {shard["shard_id"]: shard["cost"] for shard in cost.get("shards", [])}
     head = ("<tr><th>shard</th><th>rows in</th><th>scored</th><th>quarantined</th><th>seconds</th>"
             "<th>rows/s</th><th>attempts</th><th>queue wait s</th><th>device</th><th>peak RSS MiB</th><th>cost</th></tr>")
@@ -226,7 +235,7 @@ def _shard_table(results: list[dict[str, Any]], cost: dict[str, Any], slow: set[
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _checks(validation: dict[str, Any]) -> str:
+def _checks(validation: ValidationReport) -> str:
     items = []
     for check in validation.get("checks", []):
         mark = "PASS" if check["passed"] else ("FAIL" if check.get("severity") == "error" else "WARN")
@@ -235,7 +244,7 @@ def _checks(validation: dict[str, Any]) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
-def _queue_of(cost: dict[str, Any], shard_id: str) -> float:
+def _queue_of(cost: CostReport, shard_id: str) -> float:
     for shard in cost.get("shards", []):
         if shard["shard_id"] == shard_id:
             return shard.get("queue_wait_seconds", 0.0)

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from collections.abc import Sequence
 
 from nightshard.config.pipeline_config import PipelineConfig, expand_environment
+from nightshard.handoffs import (
+    CostReport,
+    PlanDocument,
+    PublishedPartition,
+    ReportReceipt,
+    ShardResultDocument,
+    ValidationReport,
+)
 from nightshard.reporting.report_page import write_run_report
 from nightshard.reporting.run_metrics import push_run_metrics, run_summary
 
@@ -19,14 +27,14 @@ log = logging.getLogger(__name__)
 
 def report_run(
     config: PipelineConfig,
-    plan: dict[str, Any],
-    results: list[dict[str, Any]],
-    validation: dict[str, Any],
-    cost: dict[str, Any],
-    published: dict[str, Any],
-) -> dict[str, Any]:
+    plan: PlanDocument,
+    results: Sequence[ShardResultDocument],
+    validation: ValidationReport,
+    cost: CostReport,
+    published: PublishedPartition,
+) -> ReportReceipt:
     """Write run_report.html and push the run metrics; returns where each went."""
-    receipt: dict[str, Any] = {"run_report_uri": None, "metrics_pushed": False}
+    receipt: ReportReceipt = {"run_report_uri": None, "metrics_pushed": False}
     try:
         receipt["run_report_uri"] = write_run_report(config, plan, results, validation, cost, published)
         log.info("run report: %s", receipt["run_report_uri"])
@@ -34,7 +42,7 @@ def report_run(
         log.exception("could not write the run report; the run is published. Next step: file a bug with this trace")
     try:
         summary = run_summary(plan, results, cost, finished_at=dt.datetime.now(dt.UTC))
-        gateway = config.section("runtime").get("pushgateway_url")
+        gateway = config.runtime.pushgateway_url
         receipt["metrics_pushed"] = push_run_metrics(summary, expand_environment(gateway) if gateway else None)
     except Exception:  # noqa: BLE001 - same reason: dashboards miss a run, readers do not
         log.exception("could not push the run metrics; the run is published. Check runtime.pushgateway_url")

@@ -67,7 +67,7 @@ def throughput_history(config: PipelineConfig, model_version: str, ds: str, *, l
     """rows and worker_seconds of the latest published runs of this version on other dates than `ds`; when
     there are none, of `ds`'s own published run (a rerun)."""
     dates = partition_dates(config, model_version)[::-1]
-    history = []
+    history: list[dict[str, Any]] = []
     # Other dates first; a rerun whose date is the only one published learns from that date's run.
     for other in [*(d for d in dates if d != ds), *(d for d in dates if d == ds)]:
         if other == ds and history:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any
+
+from nightshard.handoffs import CostReport, PlanDocument, ShardResultDocument
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +59,9 @@ def exported_metric_names() -> set[str]:
 
 
 def run_summary(
-    plan: dict[str, Any],
-    results: list[dict[str, Any]],
-    cost: dict[str, Any],
+    plan: PlanDocument,
+    results: Sequence[ShardResultDocument],
+    cost: CostReport,
     *,
     finished_at: dt.datetime,
 ) -> dict[str, Any]:

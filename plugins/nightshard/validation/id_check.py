@@ -35,7 +35,8 @@ def check_unique_ids(id_index_dir: str, shard_ids: list[str], *, buckets: int, i
                                            concurrency))
     except IndexMissing as error:
         return Check(name, False, str(error))
-    duplicated_total, null_total, examples = 0, 0, []
+    duplicated_total, null_total = 0, 0
+    examples: list[str] = []
     largest_bucket = 0
     for bucket in range(buckets):
         ids, shards = _read_bucket(indexes, bucket, concurrency)

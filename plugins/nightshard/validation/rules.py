@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nightshard.handoffs import PlanDocument, ShardResultDocument
 from nightshard_worker.contract import STATUS_SUCCEEDED
 
 ERROR = "error"
@@ -41,7 +43,7 @@ class OutputFooter:
     null_counts: dict[str, int]
 
 
-def reconcile(plan: dict[str, Any], results: list[dict[str, Any]], max_quarantine_fraction: float) -> list[Check]:
+def reconcile(plan: PlanDocument, results: Sequence[ShardResultDocument], max_quarantine_fraction: float) -> list[Check]:
     planned = {ticket["shard_id"]: ticket["rows"] for ticket in plan["planned_shards"]}
     seen = Counter(result["shard_id"] for result in results)
     missing = sorted(set(planned) - set(seen))
@@ -85,7 +87,7 @@ def reconcile(plan: dict[str, Any], results: list[dict[str, Any]], max_quarantin
 
 
 def check_outputs(
-    results: list[dict[str, Any]],
+    results: Sequence[ShardResultDocument],
     footers: dict[str, OutputFooter],
     *,
     id_column: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -10,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from nightshard import layout, storage
 from nightshard.config.pipeline_config import PipelineConfig
 from nightshard.failures import ExplainedError
+from nightshard.handoffs import CheckOutcome, PlanDocument, ShardResultDocument, ValidationReport
 from nightshard.publishing.published import partition_dates, published_manifest
 from nightshard.validation.rules import (
     Check,
@@ -28,13 +30,13 @@ class ValidationFailed(ExplainedError, AirflowFailException):
     """Not published: the message lists the checks that failed. Retrying would not change them."""
 
 
-def validate_run(config: PipelineConfig, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
-    settings = config.section("validation")
-    checks = reconcile(plan, results, settings["max_quarantine_fraction"])
+def validate_run(config: PipelineConfig, plan: PlanDocument, results: Sequence[ShardResultDocument]) -> ValidationReport:
+    settings = config.validation
+    checks = reconcile(plan, results, settings.max_quarantine_fraction)
     if all(check.passed for check in checks):
         footers = dict(zip([r["shard_id"] for r in results],
                            storage.map_bounded(read_output_footer, [r["output_path"] for r in results])))
-        id_column = config.section("input")["id_column"]
+        id_column = config.input.id_column
         checks += check_outputs(
             results, footers, id_column=id_column, input_id_type=plan["input_columns"][id_column]
         )
@@ -50,8 +52,8 @@ def validate_run(config: PipelineConfig, plan: dict[str, Any], results: list[dic
         histogram,
         previous["histogram"] if previous else None,
         previous_label=previous_run_label(previous, plan["ds"]),
-        warn_above=settings["drift_psi_warn"],
-        fail_above=settings["drift_psi_fail"],
+        warn_above=settings.drift_psi_warn,
+        fail_above=settings.drift_psi_fail,
     )
     checks.append(drift)
     report = render_checks(checks)
@@ -116,5 +118,5 @@ def previous_run_label(previous: dict[str, Any] | None, ds: str) -> str:
     return f"ds={previous['ds']}"
 
 
-def _as_dict(check: Check) -> dict[str, Any]:
+def _as_dict(check: Check) -> CheckOutcome:
     return {"name": check.name, "passed": check.passed, "detail": check.detail, "severity": check.severity}

@@ -335,12 +335,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineConfigError as error:
         print(f"FAIL {error}")
         return 1
-    backend = config.section("backend")
-    if backend["kind"] != "gke":
-        print(f"FAIL {arguments.pipeline}: backend.kind is {backend['kind']!r}; set backend.kind: gke to run on GKE")
+    backend = config.backend
+    if backend.kind != "gke":
+        print(f"FAIL {arguments.pipeline}: backend.kind is {backend.kind!r}; set backend.kind: gke to run on GKE")
         return 1
     overrides = yaml.safe_load(arguments.values.read_text()) if arguments.values else {}
-    verdict = check_admission(chart_values(overrides), GkeSettings.from_config(backend["gke"]),
+    verdict = check_admission(chart_values(overrides), GkeSettings.from_config(backend.gke),
                               release_namespace=arguments.namespace)
     for warning in verdict.warnings:
         print(f"WARN {warning}")

@@ -28,6 +28,7 @@ from nightshard.backends.worker_exit import (
     read_shard_result,
 )
 from nightshard.config.run_parameters import ds_from_context
+from nightshard.handoffs import ShardTicket
 
 SCHEDULED_RUN_TYPE = "scheduled"
 # Carried through the trigger's event (trigger_kwargs): preemptions retried so far in this try.
@@ -52,7 +53,7 @@ class ShardPodOperator(KubernetesPodOperator):
     def __init__(
         self,
         *,
-        ticket: Mapping[str, Any],
+        ticket: ShardTicket,
         gke: Mapping[str, Any],
         pipeline: str,
         model_version: str,

@@ -19,6 +19,7 @@ from nightshard.backends.worker_exit import (
     is_preemption,
     read_shard_result,
 )
+from nightshard.handoffs import ShardResultDocument, ShardTicket
 
 # The worker commits and exits within 10 s of SIGTERM; this leaves a slow commit room to spare.
 WORKER_STOP_GRACE_SECONDS = 45
@@ -38,14 +39,14 @@ class LocalWorkerOperator(BaseOperator):
     template_fields = ("ticket",)
     ui_color = "#e8f4ea"
 
-    def __init__(self, *, ticket: dict[str, Any], max_preemptions: int = 3, **kwargs: Any):
+    def __init__(self, *, ticket: ShardTicket, max_preemptions: int = 3, **kwargs: Any):
         super().__init__(**kwargs)
         self.ticket = ticket
         self.max_preemptions = max_preemptions
         self._process: subprocess.Popen[str] | None = None
         self._killed = False  # on_kill's SIGTERM also ends in exit 75: that one is not rerun
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> ShardResultDocument:
         ticket = self.ticket
         shard = ticket["shard_id"]
         if ticket.get("already_committed"):
@@ -111,7 +112,7 @@ class LocalWorkerOperator(BaseOperator):
             process.wait()
 
 
-def _one_line_summary(result: dict[str, Any]) -> str:
+def _one_line_summary(result: ShardResultDocument) -> str:
     return (
         f"rows in {result['rows_in']}, out {result['rows_out']}, quarantined {result['rows_quarantined']}, "
         f"{result['wall_seconds']:.1f}s on {result['device']}"
