@@ -213,11 +213,10 @@ def build_pipeline_schema(gke_schema: dict[str, Any]) -> dict[str, Any]:
                         "default": _RUNTIME_DEFAULTS["commit_interval_seconds"],
                         "description": "Checkpoint cadence in time: at least this many seconds of scoring between "
                                        "commits, so a retry after a hard kill redoes at most about this much work "
-                                       "(SIGTERM still commits everything scored). A cheap model scores a step in "
-                                       "milliseconds, and a commit is three object puts on GKE: with checkpoints on "
-                                       "the GCS emulator, a commit per step (0) made the demo risk model 1.8x slower "
-                                       "on 200k rows and 3.4-5x on 2M (on local disk: no measurable change). "
-                                       "Uncommitted rows wait in memory and are committed early at 64 MiB.",
+                                       "(SIGTERM still commits everything scored). 0 commits every step: a commit is three object puts "
+                                       "on GKE, so for a cheap model that can cost more than scoring (measured in "
+                                       "bench/README.md, `bench.commit_cadence`). Uncommitted rows wait in memory and are "
+                                       "committed early at 64 MiB.",
                     },
                     "progress_interval_seconds": {
                         "type": "number",
