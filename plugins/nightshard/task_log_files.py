@@ -115,7 +115,7 @@ def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
     global _current
     if _current is not None or not _running_under_dag_test():
         return
-    from airflow.utils import timezone  # type: ignore[attr-defined]  # re-exported lazily; mypy cannot see it
+    from airflow.sdk import timezone
 
     _run_started.setdefault(task_instance.run_id, timezone.utcnow())
     path = log_file_path(_base_log_folder(), dag_id=task_instance.dag_id, run_id=task_instance.run_id,
