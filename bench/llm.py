@@ -3,7 +3,7 @@
     python -m bench.llm [--task classify|generate] [--rows 96] [--device cpu] [--threads 2]
 
 - worker: the `llm` handler as the worker runs it: prompts rendered and tokenised (`preprocess`),
-  rows sorted by prompt length into token-budget batches, `Predictor.score` (in-process, no Parquet).
+  rows sorted by prompt length into token-budget batches, `BatchScorer.score` (in-process, no Parquet).
 - ceiling: the same batches, pre-tokenised and collated before the clock starts: `predict` only.
 - naive: fixed batches of `batch_size` rows in file order, no sorting: padded to each batch's longest.
 - vllm (CUDA only, where installed): vLLM's offline `LLM.generate` over the same prompts.
@@ -52,7 +52,7 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
     from nightshard_worker.contract import ModelSpec, RuntimeSpec
     from nightshard_worker.handlers.llm import LlmHandler
     from nightshard_worker.metrics import StageClock, WorkerMetrics
-    from nightshard_worker.predict import Predictor
+    from nightshard_worker.batch_scorer import BatchScorer
 
     torch.set_num_threads(threads)
     device = devices.resolve_device(device_name)
@@ -69,10 +69,10 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
     forward(handler.collate(warm, np.arange(warm.good_count)))
 
     metrics = WorkerMetrics()
-    predictor = Predictor(handler, runtime, device, metrics, StageClock(metrics), threading.Event())
+    scorer = BatchScorer(handler, runtime, device, metrics, StageClock(metrics), threading.Event())
     started = time.perf_counter()
     prepared = handler.preprocess(table)
-    outputs = predictor.score(prepared, "bench")
+    outputs = scorer.score(prepared, "bench")
     worker_seconds = time.perf_counter() - started
     tokens = int(outputs["input_tokens"].sum() + outputs["output_tokens"].sum())
 

@@ -90,7 +90,7 @@ def test_plan_fails_naming_the_column_a_template_needs_and_the_input_lacks():
 def score():
     """score(options, table, **runtime) -> (outputs per good row, good rows, bad rows, batches)."""
     from nightshard_worker.handlers.llm import LlmHandler
-    from nightshard_worker.predict import Predictor
+    from nightshard_worker.batch_scorer import BatchScorer
 
     torch.set_num_threads(2)
 
@@ -99,14 +99,14 @@ def score():
         if handler_hook:
             handler_hook(handler)
         metrics = WorkerMetrics()
-        predictor = Predictor(handler, RuntimeSpec(batch_size=batch_size, max_batch_tokens=max_batch_tokens),
+        scorer = BatchScorer(handler, RuntimeSpec(batch_size=batch_size, max_batch_tokens=max_batch_tokens),
                               torch.device("cpu"), metrics, StageClock(metrics), threading.Event())
         prepared = handler.preprocess(table)
-        outputs = predictor.score(prepared, "test step")
+        outputs = scorer.score(prepared, "test step")
         arrays = dict(zip([f.name for f in handler.output_fields], handler.to_arrow(outputs)))
         columns = {name: array.to_pylist() for name, array in arrays.items()}
         batches = plan_batches(prepared.good_count, batch_size, prepared.lengths, max_batch_tokens)
-        return columns, prepared, batches, predictor
+        return columns, prepared, batches, scorer
 
     return run
 
@@ -166,8 +166,8 @@ def test_generate_is_greedy_stops_on_stop_strings_reports_finish_and_splits_on_o
             return predict(batch)
         handler.predict = predict_or_oom
 
-    split, _, _, predictor = score(options, table, handler_hook=fail_big_batches)
-    assert predictor.oom_splits >= 1
+    split, _, _, scorer = score(options, table, handler_hook=fail_big_batches)
+    assert scorer.oom_splits >= 1
     assert split == outputs
 
 

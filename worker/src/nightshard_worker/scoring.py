@@ -15,8 +15,8 @@ from nightshard_worker.contract import STATUS_SUCCEEDED, PredictionHistogram, Sh
 from nightshard_worker.errors import PreemptedError, TooManyBadRowsError
 from nightshard_worker.handlers import handler_class
 from nightshard_worker.metrics import StageClock, WorkerMetrics, peak_rss_bytes
-from nightshard_worker.pipeline import ShardPipeline
-from nightshard_worker.predict import Predictor
+from nightshard_worker.overlapped_stages import OverlappedStages
+from nightshard_worker.batch_scorer import BatchScorer
 from nightshard_worker.progress import ProgressReporter
 from nightshard_worker.reader import check_inputs
 
@@ -79,8 +79,8 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, device: 
     log.info("shard %s: %d rows in %d row groups, handler %s on %s (%s), %d row groups already committed",
              spec.shard_id, total_rows, len(units), spec.model.handler, device, runtime.precision,
              progress.units_committed)
-    predictor = Predictor(handler, runtime, device, metrics, clock, stop)
-    pipeline = ShardPipeline(spec, handler, predictor, units, progress.units_committed, id_field,
+    scorer = BatchScorer(handler, runtime, device, metrics, clock, stop)
+    pipeline = OverlappedStages(spec, handler, scorer, units, progress.units_committed, id_field,
                              checkpoint, metrics, clock, stop)
     reporter = ProgressReporter(spec.shard_id, total_rows,
                                 lambda: result.resumed_from_rows + pipeline.rows_scored_this_attempt,

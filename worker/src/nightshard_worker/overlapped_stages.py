@@ -1,4 +1,4 @@
-"""The stages wired together: read -> preprocess -> predict -> write, joined by bounded queues.
+"""The four stages overlapped: read -> preprocess -> predict -> write run at once, joined by bounded queues.
 
 The shard moves in steps: consecutive row groups grouped to at least `handler.step_batches`
 batches of rows (`reader.plan_steps`). Reader and writer are threads, preprocess is a small pool,
@@ -21,22 +21,23 @@ from nightshard_worker.checkpoint import Checkpoint
 from nightshard_worker.contract import ShardSpec
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows
 from nightshard_worker.metrics import StageClock, WorkerMetrics
-from nightshard_worker.predict import Predictor
+from nightshard_worker.batch_scorer import BatchScorer
 from nightshard_worker.preprocess import PreprocessThread
 from nightshard_worker.reader import ReaderThread, ReadStep, Unit, plan_steps, read_columns
 from nightshard_worker.stage_queue import END, StageFailure, depth, get_unless_stopped
 from nightshard_worker.writer import ScoredStep, WriterThread
 
 
-class ShardPipeline:
-    """Scores units[start:] and commits them; `run()` returns False when stopped by SIGTERM."""
+class OverlappedStages:
+    """Scores units[start:] and commits them, all four stages at work at once; `run()` returns False
+    when stopped by SIGTERM."""
 
-    def __init__(self, spec: ShardSpec, handler: ModelHandler, predictor: Predictor, units: list[Unit],
+    def __init__(self, spec: ShardSpec, handler: ModelHandler, scorer: BatchScorer, units: list[Unit],
                  start_unit: int, id_field: pa.Field, checkpoint: Checkpoint, metrics: WorkerMetrics,
                  clock: StageClock, stop: threading.Event):
         self.spec = spec
         self.handler = handler
-        self.predictor = predictor
+        self.scorer = scorer
         self.steps = plan_steps(units[start_unit:], spec.runtime.batch_size * handler.step_batches)
         self.metrics = metrics
         self.stop = stop
@@ -73,7 +74,7 @@ class ShardPipeline:
                 prepared = self._wait(future)
                 if prepared is None:
                     break
-                outputs = self.predictor.score(prepared, read_step.step.where)
+                outputs = self.scorer.score(prepared, read_step.step.where)
                 if outputs is None:
                     break  # stopped between batches: this step is redone on resume
                 self._hand_to_writer(self._scored_step(read_step, prepared, outputs))

@@ -31,8 +31,8 @@ class _InFlight:
     started: float
 
 
-class Predictor:
-    """Scores prepared steps; one instance per process, model already loaded in the handler.
+class BatchScorer:
+    """Scores prepared steps in batches; one instance per process. The model is the handler's, already loaded.
 
     One batch is kept in flight: batch N+1 is collated, copied and queued on the device before the
     host waits for batch N's outputs, so a GPU is not left idle while Python collates and launches
