@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    from nightshard_worker.runner import load_spec, run_shard
+    from nightshard_worker.shard_lifecycle import load_spec, run_shard
 
     log = logging.getLogger("nightshard_worker")
     try:
@@ -59,7 +59,7 @@ def _describe(arguments: argparse.Namespace) -> int:
     from nightshard_worker import storage
     from nightshard_worker.checkpoint import PROGRESS_RECORD
     from nightshard_worker.input_requirements import RequirementError, required_columns
-    from nightshard_worker.runner import load_spec
+    from nightshard_worker.shard_lifecycle import load_spec
 
     try:
         spec = load_spec(arguments.spec)

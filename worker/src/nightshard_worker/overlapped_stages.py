@@ -27,6 +27,14 @@ from nightshard_worker.reader import ReaderThread, ReadStep, Unit, plan_steps, r
 from nightshard_worker.stage_queue import END, StageFailure, depth, get_unless_stopped
 from nightshard_worker.writer import ScoredStep, WriterThread
 
+try:
+    # Imported when scoring starts, on purpose: where pandas is installed, pyarrow imports it lazily the
+    # first time pa.array() sees a numpy array, i.e. in the middle of the first row group, on the predict
+    # thread, holding the import lock for ~0.5 s while the device waits.
+    import pandas  # noqa: F401
+except ImportError:  # the worker image has no pandas, and then pyarrow has nothing to import later
+    pass
+
 
 class OverlappedStages:
     """Scores units[start:] and commits them, all four stages at work at once; `run()` returns False
