@@ -56,8 +56,9 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
 
     torch.set_num_threads(threads)
     device = devices.resolve_device(device_name)
-    handler = LlmHandler(ModelSpec(handler="llm", version="smollm2", artifact=model, options=options_for(task)),
-                         device, precision)
+    handler = LlmHandler(model_spec=ModelSpec(handler="llm", version="smollm2", artifact=model,
+                                              options=options_for(task)),
+                         device=device, precision=precision)
     runtime = RuntimeSpec(batch_size=batch_size, max_batch_tokens=max_batch_tokens, precision=precision)
     table = pa.table({"review": pa.array(reviews(rows))})
 
@@ -69,7 +70,8 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
     forward(handler.collate(warm, np.arange(warm.good_count)))
 
     metrics = WorkerMetrics()
-    scorer = BatchScorer(handler, runtime, device, metrics, StageClock(metrics), threading.Event())
+    scorer = BatchScorer(handler=handler, runtime=runtime, device=device, metrics=metrics, clock=StageClock(metrics),
+                         stop=threading.Event())
     started = time.perf_counter()
     prepared = handler.preprocess(table)
     outputs = scorer.score(prepared, "bench")

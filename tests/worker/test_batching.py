@@ -49,8 +49,8 @@ def test_token_budget_batching_restores_input_order():
     lengths = np.array([30, 3, 17, 3, 50, 8, 21, 1, 9, 44])
     prepared = PreparedRows(tensors={"lengths": torch.from_numpy(lengths)}, good_rows=np.arange(10),
                             lengths=lengths)
-    scorer = BatchScorer(LengthEcho(), RuntimeSpec(batch_size=3, max_batch_tokens=60), torch.device("cpu"),
-                          WorkerMetrics(), StageClock(), threading.Event())
+    scorer = BatchScorer(handler=LengthEcho(), runtime=RuntimeSpec(batch_size=3, max_batch_tokens=60),
+                         device=torch.device("cpu"), metrics=WorkerMetrics(), clock=StageClock(), stop=threading.Event())
     outputs = scorer.score(prepared, "test row group")
     assert outputs["length"].tolist() == lengths.tolist()
 
@@ -113,8 +113,8 @@ class QueueingEcho(ModelHandler):
 
 def queued_scorer(monkeypatch, handler: QueueingEcho, batch_size: int) -> BatchScorer:
     monkeypatch.setattr("nightshard_worker.device.copy_done_event", lambda device: handler.queue.event())
-    return BatchScorer(handler, RuntimeSpec(batch_size=batch_size), torch.device("cpu"), WorkerMetrics(),
-                     StageClock(), threading.Event())
+    return BatchScorer(handler=handler, runtime=RuntimeSpec(batch_size=batch_size), device=torch.device("cpu"),
+                       metrics=WorkerMetrics(), clock=StageClock(), stop=threading.Event())
 
 
 def values_prepared(count: int) -> PreparedRows:

@@ -95,12 +95,13 @@ def score():
     torch.set_num_threads(2)
 
     def run(options, table, batch_size=4, max_batch_tokens=4096, handler_hook=None):
-        handler = LlmHandler(ModelSpec(handler="llm", version="smollm2", options=options), torch.device("cpu"), "fp32")
+        handler = LlmHandler(model_spec=ModelSpec(handler="llm", version="smollm2", options=options),
+                             device=torch.device("cpu"), precision="fp32")
         if handler_hook:
             handler_hook(handler)
         metrics = WorkerMetrics()
-        scorer = BatchScorer(handler, RuntimeSpec(batch_size=batch_size, max_batch_tokens=max_batch_tokens),
-                              torch.device("cpu"), metrics, StageClock(metrics), threading.Event())
+        scorer = BatchScorer(handler=handler, runtime=RuntimeSpec(batch_size=batch_size, max_batch_tokens=max_batch_tokens),
+                             device=torch.device("cpu"), metrics=metrics, clock=StageClock(metrics), stop=threading.Event())
         prepared = handler.preprocess(table)
         outputs = scorer.score(prepared, "test step")
         arrays = dict(zip([f.name for f in handler.output_fields], handler.to_arrow(outputs)))
@@ -178,7 +179,8 @@ def test_token_budget_counts_new_tokens_and_packs_rows_of_alike_prompt_length(sc
     options = {"task": "generate", "prompt": "{review}", "max_new_tokens": new_tokens, "context_length": 256}
     from nightshard_worker.handlers.llm import LlmHandler
 
-    handler = LlmHandler(ModelSpec(handler="llm", version="smollm2", options=options), torch.device("cpu"), "fp32")
+    handler = LlmHandler(model_spec=ModelSpec(handler="llm", version="smollm2", options=options),
+                         device=torch.device("cpu"), precision="fp32")
     prepared = handler.preprocess(table)
     prompt_lengths = prepared.tensors["prompt_lengths"].numpy()
     np.testing.assert_array_equal(prepared.lengths, prompt_lengths + new_tokens)
@@ -247,9 +249,13 @@ def test_progress_line_and_summary_report_tokens_per_second():
     from nightshard_worker.contract import ShardResult
     from nightshard_worker.progress import ProgressReporter, summary
 
-    reporter = ProgressReporter("0001", 100, lambda: 40, lambda: "q", 10.0, 0, tokens_done=lambda: 2400)
+    def reporter_for(**tokens):
+        return ProgressReporter(shard_id="0001", total_rows=100, rows_done=lambda: 40, queue_depths=lambda: "q",
+                                interval_seconds=10.0, resumed_rows=0, **tokens)
+
+    reporter = reporter_for(tokens_done=lambda: 2400)
     assert "tokens=2400 " in reporter.line() and "tokens/s" in reporter.line()
-    assert "tokens" not in ProgressReporter("0001", 100, lambda: 40, lambda: "q", 10.0, 0).line()
+    assert "tokens" not in reporter_for().line()
     result = ShardResult(shard_id="0001", status="succeeded", spec_fingerprint="f", wall_seconds=10.0,
                          input_tokens=2000, output_tokens=400)
     assert "tokens: input 2000, output 400, 240.0 tokens/s" in summary(result)

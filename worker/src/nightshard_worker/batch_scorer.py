@@ -21,7 +21,7 @@ from nightshard_worker.metrics import StageClock, WorkerMetrics
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _InFlight:
     """A batch whose forward pass and copy back to the host are queued on the device."""
 
@@ -39,7 +39,7 @@ class BatchScorer:
     the next batch. On CPU every call is synchronous and the order changes nothing.
     """
 
-    def __init__(self, handler: ModelHandler, runtime: RuntimeSpec, device: torch.device,
+    def __init__(self, *, handler: ModelHandler, runtime: RuntimeSpec, device: torch.device,
                  metrics: WorkerMetrics, clock: StageClock, stop: threading.Event):
         self.handler = handler
         self.runtime = runtime
@@ -112,7 +112,8 @@ class BatchScorer:
         with devices.forward_context(self.device, self.runtime.precision):
             outputs = self.handler.predict(batch)
             host = {name: _start_copy_to_host(value) for name, value in outputs.items()}
-        launched = _InFlight(row_indices, host, devices.copy_done_event(self.device), started)
+        launched = _InFlight(row_indices=row_indices, outputs=host, copied=devices.copy_done_event(self.device),
+                             started=started)
         self.clock.add("predict", time.perf_counter() - started)
         return launched
 

@@ -40,7 +40,7 @@ class OverlappedStages:
     """Scores units[start:] and commits them, all four stages at work at once; `run()` returns False
     when stopped by SIGTERM."""
 
-    def __init__(self, spec: ShardSpec, handler: ModelHandler, scorer: BatchScorer, units: list[Unit],
+    def __init__(self, *, spec: ShardSpec, handler: ModelHandler, scorer: BatchScorer, units: list[Unit],
                  start_unit: int, id_field: pa.Field, checkpoint: Checkpoint, metrics: WorkerMetrics,
                  clock: StageClock, stop: threading.Event):
         self.spec = spec
@@ -54,12 +54,13 @@ class OverlappedStages:
         self.read_queue: queue.Queue = queue.Queue(tuning.READ_QUEUE_STEPS)
         self.prepared_queue: queue.Queue = queue.Queue(tuning.PREPARED_QUEUE_STEPS)
         self.write_queue: queue.Queue = queue.Queue(tuning.WRITE_QUEUE_STEPS)
-        self.reader = ReaderThread(self.steps, read_columns(spec, handler.required_columns), self.read_queue,
-                                   stop, clock)
-        self.preprocessor = PreprocessThread(handler, spec.runtime.preprocess_workers, self.read_queue,
-                                             self.prepared_queue, stop, clock)
-        self.writer = WriterThread(checkpoint, spec.runtime.commit_every_row_groups, spec.runtime.commit_interval_seconds,
-                                   self.write_queue, clock)
+        self.reader = ReaderThread(steps=self.steps, columns=read_columns(spec, handler.required_columns),
+                                   out=self.read_queue, stop=stop, clock=clock)
+        self.preprocessor = PreprocessThread(handler=handler, workers=spec.runtime.preprocess_workers,
+                                             source=self.read_queue, out=self.prepared_queue, stop=stop, clock=clock)
+        self.writer = WriterThread(checkpoint=checkpoint, commit_every=spec.runtime.commit_every_row_groups,
+                                   commit_interval=spec.runtime.commit_interval_seconds, source=self.write_queue,
+                                   clock=clock)
         self.rows_scored_this_attempt = 0
         self.tokens_this_attempt = 0  # llm handler: input + output tokens scored since this attempt began
 
@@ -154,7 +155,8 @@ class OverlappedStages:
                 self.tokens_this_attempt += tokens
         self.metrics.rows.labels(outcome="scored").inc(output.num_rows)
         self.metrics.rows.labels(outcome="quarantined").inc(quarantine.num_rows)
-        return ScoredStep(read_step.step, output, quarantine, self._histogram(outputs, prepared.good_count))
+        return ScoredStep(step=read_step.step, output=output, quarantine=quarantine,
+                          histogram_counts=self._histogram(outputs, prepared.good_count))
 
     def _empty_outputs(self) -> list[pa.Array]:
         return [pa.array([], type=output_field.type) for output_field in self.handler.output_fields]

@@ -18,7 +18,7 @@ from nightshard_worker.metrics import StageClock
 from nightshard_worker.stage_queue import END, StageFailure, put_unless_stopped
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Unit:
     """One row group of one input file: the unit of checkpointing and resuming."""
 
@@ -120,8 +120,8 @@ def check_inputs(spec: ShardSpec, required_columns: dict[str, str]) -> tuple[pa.
                     f"input {input_slice.path} has {metadata.num_row_groups} row groups, the spec asks "
                     f"for row group {row_group}: the partition changed since planning, re-plan the run"
                 )
-            units.append(Unit(len(units), input_slice.path, row_group, metadata.row_group(row_group).num_rows,
-                              column_types))
+            units.append(Unit(index=len(units), source_file=input_slice.path, row_group=row_group,
+                              rows=metadata.row_group(row_group).num_rows, column_types=column_types))
     if id_type is None:
         raise BadInputError(f"shard {spec.shard_id} has no inputs")
     return id_type, units
@@ -130,7 +130,7 @@ def check_inputs(spec: ShardSpec, required_columns: dict[str, str]) -> tuple[pa.
 class ReaderThread(threading.Thread):
     """Reads the steps into `out` in order; stops early when `stop` is set."""
 
-    def __init__(self, steps: list[Step], columns: list[str], out: queue.Queue,
+    def __init__(self, *, steps: list[Step], columns: list[str], out: queue.Queue,
                  stop: threading.Event, clock: StageClock):
         super().__init__(name="reader", daemon=True)
         self.steps = steps

@@ -115,7 +115,7 @@ def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, started:
     if runtime.metrics_port is not None:
         metrics.serve(runtime.metrics_port)
     try:
-        handler = handler_class(spec.model.handler)(spec.model, device, runtime.precision)
+        handler = handler_class(spec.model.handler)(model_spec=spec.model, device=device, precision=runtime.precision)
         if runtime.compile:
             handler.compile()
         id_type, units = check_inputs(spec, handler.required_columns)

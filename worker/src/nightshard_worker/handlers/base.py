@@ -2,7 +2,7 @@
 
 A handler is a small class. The engine calls, in this order:
 
-1. `__init__(model_spec, device, precision)` once per process: load weights, move them to `device`.
+1. `__init__(*, model_spec, device, precision)` once per process: load weights, move them to `device`.
 2. `required_columns`: column name -> kind (`numeric`, `string`, `binary`, `any`, as in
    `nightshard_worker.input_requirements`), checked against every input file before scoring.
 3. `preprocess(table)` on a preprocess thread, once per step (consecutive row groups holding at
@@ -32,7 +32,7 @@ import torch
 from nightshard_worker.contract import ModelSpec
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PreparedRows:
     """One step (one or more row groups, concatenated) after preprocessing.
 
@@ -64,7 +64,7 @@ class ModelHandler:
     # the shard result counts its true values. None: the handler never cuts.
     truncation_column: str | None = None
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
         self.model_spec = model_spec
         self.options: dict[str, Any] = dict(model_spec.options or {})
         self.device = device

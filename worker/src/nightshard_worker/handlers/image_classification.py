@@ -29,8 +29,8 @@ class ImageClassificationHandler(ModelHandler):
     output_fields = (pa.field("label", pa.int32()), pa.field("confidence", pa.float32()))
     drift_edges = uniform_edges(0.0, 1.0, tuning.DRIFT_HISTOGRAM_BINS)
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
-        super().__init__(model_spec, device, precision)
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec=model_spec, device=device, precision=precision)
         from efficientnet_lite_pytorch import EfficientNet
 
         self.image_column = self.options.get("image_column")

@@ -101,8 +101,8 @@ class LlmHandler(ModelHandler):
     # padding; prepared rows are token ids, a few kB each.
     step_batches = 8
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
-        super().__init__(model_spec, device, precision)
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec=model_spec, device=device, precision=precision)
         try:
             self.llm: LlmOptions = parse_llm_options(self.options)
         except LlmOptionsError as error:

@@ -27,8 +27,8 @@ class TabularHandler(ModelHandler):
     # A row is a few floats: four batches of them cost little memory and a quarter of the commits.
     step_batches = 4
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
-        super().__init__(model_spec, device, precision)
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec=model_spec, device=device, precision=precision)
         self.feature_columns: list[str] = list(self.options.get("feature_columns") or [])
         if not self.feature_columns:
             raise BadInputError("tabular handler needs model.options.feature_columns (a list of column names)")

@@ -30,8 +30,8 @@ class TextEmbeddingHandler(ModelHandler):
     # less padding (a step of 8 batches of tokens is a few MB).
     step_batches = 8
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
-        super().__init__(model_spec, device, precision)
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec=model_spec, device=device, precision=precision)
         from transformers import AutoModel, AutoTokenizer
 
         self.text_column = self.options.get("text_column")
