@@ -7,6 +7,7 @@ Airflow side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nightshard_worker.contract import ModelSpec
@@ -24,28 +25,43 @@ class RequirementError(ValueError):
     """The model spec does not say which columns it needs."""
 
 
-def required_columns(model: ModelSpec) -> dict[str, str]:
-    """Column name -> kind that the model's handler reads, in the order it reads them."""
-    options: dict[str, Any] = model.options or {}
-    if model.handler == "tabular":
-        features = options.get("feature_columns") or []
-        if not features:
-            raise RequirementError("tabular handler needs model.options.feature_columns (a list)")
-        return {name: NUMERIC for name in features}
-    if model.handler == "text_embedding":
-        return {_option(options, "text_column", model.handler): STRING}
-    if model.handler == "image_classification":
-        return {_option(options, "image_column", model.handler): BINARY}
-    if model.handler == "llm":
-        # The prompt template names the columns; a value of any type is rendered as text.
-        from nightshard_worker.llm_options import LlmOptionsError, parse_llm_options
+# A column rule: which input columns a handler reads, of which kind, from which model options. One per
+# built-in handler, registered by name below; the handler's __init__ (`ModelHandler.column_rule`) and the
+# plan task (`required_columns`, no torch) both ask it, so a new handler adds a rule, not a branch.
+ColumnRule = Callable[[dict[str, Any]], dict[str, str]]
 
-        try:
-            return {column: ANY for column in parse_llm_options(options).prompt.columns}
-        except LlmOptionsError as error:
-            raise RequirementError(str(error)) from None
-    # A user handler ("package.module:Class") declares its columns in the config, so the plan can
-    # check them without importing the handler (and torch) inside Airflow.
+
+def tabular_columns(options: dict[str, Any]) -> dict[str, str]:
+    """`feature_columns`: the numeric columns, in feature order."""
+    features = options.get("feature_columns") or []
+    if not features:
+        raise RequirementError("tabular handler needs model.options.feature_columns (a list of column names)")
+    return {name: NUMERIC for name in features}
+
+
+def text_embedding_columns(options: dict[str, Any]) -> dict[str, str]:
+    """`text_column`: the one string column."""
+    return {_column_option(options, "text_column", "text_embedding"): STRING}
+
+
+def image_classification_columns(options: dict[str, Any]) -> dict[str, str]:
+    """`image_column`: the one column of encoded image bytes."""
+    return {_column_option(options, "image_column", "image_classification"): BINARY}
+
+
+def llm_columns(options: dict[str, Any]) -> dict[str, str]:
+    """The columns the prompt template names; a value of any type is rendered as text."""
+    from nightshard_worker.llm_options import LlmOptionsError, parse_llm_options
+
+    try:
+        return {column: ANY for column in parse_llm_options(options).prompt.columns}
+    except LlmOptionsError as error:
+        raise RequirementError(str(error)) from None
+
+
+def declared_columns(options: dict[str, Any]) -> dict[str, str]:
+    """A user handler ("package.module:Class") declares its columns in the config, so the plan can
+    check them without importing the handler (and torch) inside Airflow."""
     declared = options.get("required_columns") or {}
     unknown = {kind for kind in declared.values() if kind not in KINDS}
     if unknown:
@@ -53,6 +69,20 @@ def required_columns(model: ModelSpec) -> dict[str, str]:
             f"model.options.required_columns uses unknown kinds {sorted(unknown)}; use {list(KINDS)}"
         )
     return dict(declared)
+
+
+COLUMN_RULES: dict[str, ColumnRule] = {
+    "tabular": tabular_columns,
+    "text_embedding": text_embedding_columns,
+    "image_classification": image_classification_columns,
+    "llm": llm_columns,
+}
+
+
+def required_columns(model: ModelSpec) -> dict[str, str]:
+    """Column name -> kind that the model's handler reads, in the order it reads them."""
+    rule = COLUMN_RULES.get(model.handler, declared_columns)
+    return rule(dict(model.options or {}))
 
 
 def arrow_type_matches_kind(arrow_type_name: str, kind: str) -> bool:
@@ -69,7 +99,7 @@ def arrow_type_matches_kind(arrow_type_name: str, kind: str) -> bool:
     raise RequirementError(f"unknown column kind {kind!r}")
 
 
-def _option(options: dict[str, Any], key: str, handler: str) -> str:
+def _column_option(options: dict[str, Any], key: str, handler: str) -> str:
     value = options.get(key)
     if not value or not isinstance(value, str):
         raise RequirementError(f"{handler} handler needs model.options.{key} (a column name)")
