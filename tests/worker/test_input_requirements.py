@@ -1,5 +1,5 @@
-"""Which input columns a model needs, from its options: one torch-free rule per handler, asked by the
-handler and by the plan task alike."""
+"""Which input columns a model needs, from its options, and whether a file's columns meet them: torch-free
+rules asked by the worker and by the plan task alike."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from nightshard_worker.contract import ModelSpec
-from nightshard_worker.input_requirements import COLUMN_RULES, RequirementError, required_columns
+from nightshard_worker.input_requirements import COLUMN_RULES, RequirementError, required_columns, schema_problem
 
 PROMPT = {"task": "classify", "prompt": "{title}: {review}", "labels": ["positive", "negative"]}
 
@@ -61,6 +61,30 @@ def test_a_handler_refuses_options_its_rule_refuses_as_bad_input():
     with pytest.raises(BadInputError, match="tabular handler needs model.options.feature_columns"):
         TabularHandler(model_spec=ModelSpec(handler="tabular", version="1", artifact="unused.pt"),
                        device=torch.device("cpu"), precision="fp32")
+
+
+FILE = {"id": "int64", "title": "large_string", "score": "float", "photo": "binary", "flag": "bool"}
+
+
+@pytest.mark.parametrize("required, problem", [
+    ({"score": "numeric", "flag": "numeric", "title": "string", "photo": "binary"}, None),
+    ({"title": "any", "photo": "any"}, None),  # any type is read as text
+    ({}, None),  # extra columns, in any order, are no problem
+    ({"score": "numeric", "body": "string"},
+     "column 'body' is missing; the model needs id (the id column, input.id_column), score (numeric), "
+     "body (string). Found: id, title, score, photo, flag"),
+    ({"title": "numeric"}, "column 'title' has type large_string, the model needs a numeric column"),
+    ({"photo": "string"}, "column 'photo' has type binary, the model needs a string column"),
+    ({"score": "binary", "missing": "numeric"}, "column 'score' has type float, the model needs a binary column"),
+])
+def test_schema_problem_names_the_first_column_missing_or_of_the_wrong_kind(required, problem):
+    assert schema_problem(FILE, required, "id") == problem
+
+
+def test_schema_problem_names_a_missing_id_column_as_the_id_column():
+    problem = schema_problem({"x": "double"}, {"x": "numeric"}, "customer_id")
+    assert problem == ("column 'customer_id' is missing; the model needs customer_id (the id column, "
+                       "input.id_column), x (numeric). Found: x")
 
 
 def test_the_plan_side_asks_the_rules_without_importing_torch():

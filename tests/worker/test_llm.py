@@ -1,5 +1,5 @@
 """The `llm` handler with real weights (SmolLM2-135M-Instruct, GGUF, loaded once per module) and its
-torch-free parts: prompt templates, options, plan-time column checks, token-budget batches."""
+torch-free parts: prompt templates, options, token-budget batches (its columns: test_input_requirements.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import torch
 
 from nightshard_worker.batching import plan_batches
 from nightshard_worker.contract import ModelSpec, RuntimeSpec
-from nightshard_worker.input_requirements import RequirementError, required_columns
 from nightshard_worker.llm_options import LlmOptionsError, parse_llm_options
 from nightshard_worker.metrics import StageClock, WorkerMetrics
 from nightshard_worker.prompt_template import PromptTemplate, TemplateError
@@ -25,7 +24,7 @@ SENTIMENT = {"task": "classify", "prompt": "Is this review positive or negative?
              "labels": ["positive", "negative"], "context_length": 96}
 
 
-# -- torch-free: templates, options, plan-time checks -------------------------------------------------
+# -- torch-free: templates and options ---------------------------------------------------------------
 
 @pytest.mark.parametrize("text, row, expected", [
     ("Review: {review}", {"review": "good"}, "Review: good"),
@@ -68,20 +67,6 @@ def test_prompt_template_null_value_names_the_column():
 def test_llm_options_name_the_option_that_is_wrong(options, message):
     with pytest.raises(LlmOptionsError, match=message):
         parse_llm_options(options)
-
-
-def test_plan_fails_naming_the_column_a_template_needs_and_the_input_lacks():
-    from nightshard.planning import FileFooter, PlanError, check_schema
-
-    model = ModelSpec(handler="llm", version="v1", options={**SENTIMENT, "prompt": "{title}\n{review}"})
-    needed = required_columns(model)
-    assert list(needed) == ["title", "review"]
-    footers = [FileFooter(path="/p/a.parquet", size_bytes=1, row_group_rows=(3,),
-                          columns={"id": "int64", "review": "string"})]
-    with pytest.raises(PlanError, match=r"/p/a.parquet: column 'title' is missing"):
-        check_schema(footers, needed, "id")
-    with pytest.raises(RequirementError, match="not a column reference"):
-        required_columns(ModelSpec(handler="llm", version="v1", options={**SENTIMENT, "prompt": "{review:10}"}))
 
 
 # -- the model ------------------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
-"""What input columns each built-in handler needs, torch-free.
+"""What input columns each handler needs, and whether a file's columns meet them, torch-free.
 
-The DAG's `plan` task checks a partition's Parquet schema against this before any pod starts, and the
-worker checks the same table when it opens a file: one source of truth, no torch import on the
-Airflow side.
+The DAG's `plan` task checks every Parquet footer of a partition with `schema_problem` before any pod
+starts, and the worker checks each file again with it when it opens it: one source of truth, no torch
+import on the Airflow side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nightshard_worker.contract import ModelSpec
@@ -97,6 +97,21 @@ def arrow_type_matches_kind(arrow_type_name: str, kind: str) -> bool:
     if kind == BINARY:
         return name in ("binary", "large_binary", "binary_view") or name.startswith("fixed_size_binary")
     raise RequirementError(f"unknown column kind {kind!r}")
+
+
+def schema_problem(columns: Mapping[str, str], required: Mapping[str, str], id_column: str) -> str | None:
+    """Why a file with `columns` (name -> Arrow type string) cannot be scored by a model reading `required`
+    (name -> kind) and `id_column`: the first column missing or of the wrong kind, what the model needs and
+    what the file has. None when the file fits. The caller adds which file, and what to do."""
+    needed = {id_column: ANY, **required}
+    for column, kind in needed.items():
+        if column not in columns:
+            listed = ", ".join(f"{name} ({'the id column, input.id_column' if name == id_column else need})"
+                               for name, need in needed.items())
+            return f"column '{column}' is missing; the model needs {listed}. Found: {', '.join(columns) or 'none'}"
+        if not arrow_type_matches_kind(columns[column], kind):
+            return f"column '{column}' has type {columns[column]}, the model needs a {kind} column"
+    return None
 
 
 def _column_option(options: dict[str, Any], key: str, handler: str) -> str:
