@@ -56,7 +56,7 @@ def test_check_schema_fails_the_plan_naming_the_first_file_that_does_not_fit_and
     # What fits is input_requirements.schema_problem's rule (tests/worker/test_input_requirements.py).
     footers = [footer("/p/a.parquet", 10, columns={"extra": "string", "x": "float", "id": "int64"}),
                footer("/p/b.parquet", 10, columns={"id": "int64", "x": "string"})]
-    with pytest.raises(PlanError, match=r"^/p/b.parquet: column 'x' has type string, .* change the pipeline config$"):
+    with pytest.raises(PlanError, match=r"^/p/b.parquet: column 'x' has type string, .* Fix the upstream table or the pipeline config$"):
         check_schema(footers, {"x": "numeric"}, "id")
 
 
