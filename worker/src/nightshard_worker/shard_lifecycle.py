@@ -90,10 +90,7 @@ def already_succeeded(spec: ShardSpec) -> ShardResult | None:
         earlier = ShardResult.from_json(storage.read_bytes(spec.result_path).decode())
     except ValueError:
         return None
-    if earlier.status == STATUS_SUCCEEDED and earlier.spec_fingerprint == spec.fingerprint() \
-            and storage.exists(spec.output_path):
-        return earlier
-    return None
+    return earlier if earlier.completes(spec) and storage.exists(spec.output_path) else None
 
 
 def _score(spec: ShardSpec, result: ShardResult, stop: threading.Event, started: float) -> None:
