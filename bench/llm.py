@@ -48,11 +48,11 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
     import torch
 
     from nightshard_worker import device as devices
+    from nightshard_worker.batch_scorer import BatchScorer
     from nightshard_worker.batching import plan_batches
     from nightshard_worker.contract import ModelSpec, RuntimeSpec
     from nightshard_worker.handlers.llm import LlmHandler
     from nightshard_worker.metrics import StageClock, WorkerMetrics
-    from nightshard_worker.batch_scorer import BatchScorer
 
     torch.set_num_threads(threads)
     device = devices.resolve_device(device_name)

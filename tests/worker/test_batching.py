@@ -11,11 +11,11 @@ import pytest
 import torch
 from conftest import FEATURES, make_spec, read_result, run_worker, save_spec, tabular_table, write_parquet
 
+from nightshard_worker.batch_scorer import BatchScorer
 from nightshard_worker.batching import plan_batches
 from nightshard_worker.contract import EXIT_FAILED, EXIT_OK, ModelSpec, RuntimeSpec
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows
 from nightshard_worker.metrics import StageClock, WorkerMetrics
-from nightshard_worker.batch_scorer import BatchScorer
 
 
 @pytest.mark.parametrize("row_count,max_rows", [(0, 4), (1, 4), (10, 4), (12, 4)])

@@ -12,7 +12,12 @@ import sys
 import pytest
 
 from nightshard_worker.contract import ModelSpec
-from nightshard_worker.input_requirements import COLUMN_RULES, RequirementError, required_columns, schema_problem
+from nightshard_worker.input_requirements import (
+    COLUMN_RULES,
+    RequirementError,
+    required_columns,
+    schema_problem,
+)
 
 PROMPT = {"task": "classify", "prompt": "{title}: {review}", "labels": ["positive", "negative"]}
 

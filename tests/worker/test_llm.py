@@ -74,8 +74,8 @@ def test_llm_options_name_the_option_that_is_wrong(options, message):
 @pytest.fixture(scope="module")
 def score():
     """score(options, table, **runtime) -> (outputs per good row, good rows, bad rows, batches)."""
-    from nightshard_worker.handlers.llm import LlmHandler
     from nightshard_worker.batch_scorer import BatchScorer
+    from nightshard_worker.handlers.llm import LlmHandler
 
     torch.set_num_threads(2)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nightshard_worker.contract import ModelSpec
+from nightshard_worker.llm_options import LlmOptionsError, parse_llm_options
 
 # Column kinds, matched against Arrow types by `arrow_type_matches_kind`.
 NUMERIC = "numeric"
@@ -51,8 +52,6 @@ def image_classification_columns(options: dict[str, Any]) -> dict[str, str]:
 
 def llm_columns(options: dict[str, Any]) -> dict[str, str]:
     """The columns the prompt template names; a value of any type is rendered as text."""
-    from nightshard_worker.llm_options import LlmOptionsError, parse_llm_options
-
     try:
         return {column: ANY for column in parse_llm_options(options).prompt.columns}
     except LlmOptionsError as error:

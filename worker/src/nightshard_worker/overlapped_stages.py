@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 
 from nightshard_worker import output_files, tuning
+from nightshard_worker.batch_scorer import BatchScorer
 from nightshard_worker.checkpoint import Checkpoint
 from nightshard_worker.contract import ShardSpec
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows
 from nightshard_worker.metrics import StageClock, WorkerMetrics
-from nightshard_worker.batch_scorer import BatchScorer
 from nightshard_worker.preprocess import PreprocessThread
 from nightshard_worker.reader import ReaderThread, ReadStep, Unit, plan_steps, read_columns
 from nightshard_worker.stage_queue import END, StageFailure, depth, get_unless_stopped
