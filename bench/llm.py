@@ -3,7 +3,7 @@
     python -m bench.llm [--task classify|generate] [--rows 96] [--device cpu] [--threads 2]
 
 - worker: the `llm` handler as the worker runs it: prompts rendered and tokenised (`preprocess`),
-  rows sorted by prompt length into token-budget batches, `Predictor.score` (in-process, no Parquet).
+  rows sorted by prompt length into token-budget batches, `BatchScorer.score` (in-process, no Parquet).
 - ceiling: the same batches, pre-tokenised and collated before the clock starts: `predict` only.
 - naive: fixed batches of `batch_size` rows in file order, no sorting: padded to each batch's longest.
 - vllm (CUDA only, where installed): vLLM's offline `LLM.generate` over the same prompts.
@@ -48,16 +48,17 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
     import torch
 
     from nightshard_worker import device as devices
+    from nightshard_worker.batch_scorer import BatchScorer
     from nightshard_worker.batching import plan_batches
     from nightshard_worker.contract import ModelSpec, RuntimeSpec
     from nightshard_worker.handlers.llm import LlmHandler
     from nightshard_worker.metrics import StageClock, WorkerMetrics
-    from nightshard_worker.predict import Predictor
 
     torch.set_num_threads(threads)
     device = devices.resolve_device(device_name)
-    handler = LlmHandler(ModelSpec(handler="llm", version="smollm2", artifact=model, options=options_for(task)),
-                         device, precision)
+    handler = LlmHandler(model_spec=ModelSpec(handler="llm", version="smollm2", artifact=model,
+                                              options=options_for(task)),
+                         device=device, precision=precision)
     runtime = RuntimeSpec(batch_size=batch_size, max_batch_tokens=max_batch_tokens, precision=precision)
     table = pa.table({"review": pa.array(reviews(rows))})
 
@@ -69,10 +70,11 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
     forward(handler.collate(warm, np.arange(warm.good_count)))
 
     metrics = WorkerMetrics()
-    predictor = Predictor(handler, runtime, device, metrics, StageClock(metrics), threading.Event())
+    scorer = BatchScorer(handler=handler, runtime=runtime, device=device, metrics=metrics, clock=StageClock(metrics),
+                         stop=threading.Event())
     started = time.perf_counter()
     prepared = handler.preprocess(table)
-    outputs = predictor.score(prepared, "bench")
+    outputs = scorer.score(prepared, "bench")
     worker_seconds = time.perf_counter() - started
     tokens = int(outputs["input_tokens"].sum() + outputs["output_tokens"].sum())
 

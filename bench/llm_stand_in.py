@@ -56,8 +56,9 @@ def check_split(model_dir: str, device_name: str) -> dict:
         "classify": {"task": "classify", "prompt": "Review: {review}", "labels": ["positive", "negative"]},
         "generate": {"task": "generate", "prompt": "Review: {review}", "max_new_tokens": 8},
     }.items():
-        handler = LlmHandler(ModelSpec(handler="llm", version="stand-in", artifact=model_dir, options=options),
-                             device, "fp32")
+        handler = LlmHandler(model_spec=ModelSpec(handler="llm", version="stand-in", artifact=model_dir,
+                                                  options=options),
+                             device=device, precision="fp32")
         prepared = handler.preprocess(table)
         batch = {name: tensor.to(device) for name, tensor in
                  handler.collate(prepared, np.arange(prepared.good_count)).items()}

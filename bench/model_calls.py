@@ -16,7 +16,7 @@ def load_handler(model: Any, device: str, precision: str):
     from nightshard_worker.handlers import handler_class
 
     spec = model if isinstance(model, ModelSpec) else ModelSpec(**model)
-    return handler_class(spec.handler)(spec, devices.resolve_device(device), precision)
+    return handler_class(spec.handler)(model_spec=spec, device=devices.resolve_device(device), precision=precision)
 
 
 def forward_on_host(handler, batch: dict, precision: str) -> dict:

@@ -89,7 +89,8 @@ class Ceiling:
         self.batches = []
         parquet = pq.ParquetFile(workload.path)
         columns = [ID_COLUMN, *self.handler.required_columns]
-        units = [Unit(group, str(workload.path), group, parquet.metadata.row_group(group).num_rows)
+        units = [Unit(index=group, source_file=str(workload.path), row_group=group,
+                      rows=parquet.metadata.row_group(group).num_rows)
                  for group in range(parquet.num_row_groups)]
         for step in plan_steps(units, workload.batch_size * self.handler.step_batches):  # the worker's steps
             table = pa.concat_tables([parquet.read_row_group(unit.row_group, columns=columns) for unit in step.units])

@@ -57,7 +57,8 @@ def runner_command(dag_id: str, runs: list[dict], worker_wrapper: str | None = N
 
 
 def runner_environment(**extra: str) -> dict[str, str]:
-    path = os.pathsep.join([str(REPO / "plugins"), str(REPO / "tests")])
+    # this checkout's worker too: the .venv's editable install may point at another checkout (a worktree)
+    path = os.pathsep.join([str(REPO / "plugins"), str(REPO / "worker" / "src"), str(REPO / "tests")])
     return {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
 
 

@@ -176,7 +176,7 @@ def test_every_config_key_the_docs_and_messages_name_exists_in_the_schema():
     from nightshard.config.pipeline_config import pipeline_schema
 
     named = config_keys_named_in_docs()
-    assert ("validation.max_bad_row_fraction_per_shard", "worker/src/nightshard_worker/scoring.py") in named
+    assert ("validation.max_bad_row_fraction_per_shard", "worker/src/nightshard_worker/shard_lifecycle.py") in named
     unknown = sorted((key, where) for key, where in named if not schema_has_key(pipeline_schema(), key))
     assert unknown == [], "these keys are not in the config schema (see docs/config.md)"
 

@@ -59,21 +59,12 @@ def test_shard_id_is_stable_and_depends_on_content():
     assert first.startswith("00000-")
 
 
-def test_check_schema_names_file_and_missing_column():
-    footers = [footer("/p/a.parquet", 10, columns={"id": "int64", "x": "double"})]
-    with pytest.raises(PlanError, match=r"/p/a.parquet: column 'y' is missing"):
-        check_schema(footers, {"x": "numeric", "y": "numeric"}, "id")
-
-
-def test_check_schema_names_wrong_type():
-    footers = [footer("/p/a.parquet", 10, columns={"id": "int64", "text": "int32"})]
-    with pytest.raises(PlanError, match=r"column 'text' has type int32, the model needs a string column"):
-        check_schema(footers, {"text": "string"}, "id")
-
-
-def test_extra_and_reordered_columns_are_accepted():
-    footers = [footer("/p/a.parquet", 10, columns={"extra": "string", "x": "float", "id": "int64"})]
-    check_schema(footers, {"x": "numeric"}, "id")
+def test_check_schema_fails_the_plan_naming_the_first_file_that_does_not_fit_and_the_fix():
+    # What fits is input_requirements.schema_problem's rule (tests/worker/test_input_requirements.py).
+    footers = [footer("/p/a.parquet", 10, columns={"extra": "string", "x": "float", "id": "int64"}),
+               footer("/p/b.parquet", 10, columns={"id": "int64", "x": "string"})]
+    with pytest.raises(PlanError, match=r"^/p/b.parquet: column 'x' has type string, .* Fix the upstream table or the pipeline config$"):
+        check_schema(footers, {"x": "numeric"}, "id")
 
 
 def test_read_footers_reads_row_groups_and_skips_hidden_files(tmp_path):

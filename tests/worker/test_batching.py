@@ -11,11 +11,11 @@ import pytest
 import torch
 from conftest import FEATURES, make_spec, read_result, run_worker, save_spec, tabular_table, write_parquet
 
+from nightshard_worker.batch_scorer import BatchScorer
 from nightshard_worker.batching import plan_batches
 from nightshard_worker.contract import EXIT_FAILED, EXIT_OK, ModelSpec, RuntimeSpec
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows
 from nightshard_worker.metrics import StageClock, WorkerMetrics
-from nightshard_worker.predict import Predictor
 
 
 @pytest.mark.parametrize("row_count,max_rows", [(0, 4), (1, 4), (10, 4), (12, 4)])
@@ -49,9 +49,9 @@ def test_token_budget_batching_restores_input_order():
     lengths = np.array([30, 3, 17, 3, 50, 8, 21, 1, 9, 44])
     prepared = PreparedRows(tensors={"lengths": torch.from_numpy(lengths)}, good_rows=np.arange(10),
                             lengths=lengths)
-    predictor = Predictor(LengthEcho(), RuntimeSpec(batch_size=3, max_batch_tokens=60), torch.device("cpu"),
-                          WorkerMetrics(), StageClock(), threading.Event())
-    outputs = predictor.score(prepared, "test row group")
+    scorer = BatchScorer(handler=LengthEcho(), runtime=RuntimeSpec(batch_size=3, max_batch_tokens=60),
+                         device=torch.device("cpu"), metrics=WorkerMetrics(), clock=StageClock(), stop=threading.Event())
+    outputs = scorer.score(prepared, "test row group")
     assert outputs["length"].tolist() == lengths.tolist()
 
 
@@ -111,10 +111,10 @@ class QueueingEcho(ModelHandler):
         return {"value": batch["values"] * 2}
 
 
-def queued_predictor(monkeypatch, handler: QueueingEcho, batch_size: int) -> Predictor:
+def queued_scorer(monkeypatch, handler: QueueingEcho, batch_size: int) -> BatchScorer:
     monkeypatch.setattr("nightshard_worker.device.copy_done_event", lambda device: handler.queue.event())
-    return Predictor(handler, RuntimeSpec(batch_size=batch_size), torch.device("cpu"), WorkerMetrics(),
-                     StageClock(), threading.Event())
+    return BatchScorer(handler=handler, runtime=RuntimeSpec(batch_size=batch_size), device=torch.device("cpu"),
+                       metrics=WorkerMetrics(), clock=StageClock(), stop=threading.Event())
 
 
 def values_prepared(count: int) -> PreparedRows:
@@ -124,7 +124,7 @@ def values_prepared(count: int) -> PreparedRows:
 def test_the_next_batch_is_queued_before_the_host_waits_for_the_previous_one(monkeypatch):
     queue = RecordingQueue()
 
-    outputs = queued_predictor(monkeypatch, QueueingEcho(queue), batch_size=4).score(values_prepared(10), "test")
+    outputs = queued_scorer(monkeypatch, QueueingEcho(queue), batch_size=4).score(values_prepared(10), "test")
 
     # Batches of 4, 4 and 2 rows: the device holds the next batch while the host reads the last.
     assert queue.log == ["queue 0", "queue 1", "wait 0", "queue 2", "wait 1", "wait 2"]
@@ -133,12 +133,12 @@ def test_the_next_batch_is_queued_before_the_host_waits_for_the_previous_one(mon
 
 def test_out_of_memory_with_a_batch_in_flight_keeps_every_row_in_order(monkeypatch):
     queue = RecordingQueue()
-    predictor = queued_predictor(monkeypatch, QueueingEcho(queue, oom_on=(1,)), batch_size=4)
+    scorer = queued_scorer(monkeypatch, QueueingEcho(queue, oom_on=(1,)), batch_size=4)
 
-    outputs = predictor.score(values_prepared(12), "test")
+    outputs = scorer.score(values_prepared(12), "test")
 
     # Rows 4-7 run out of memory while rows 0-3 are in flight: those are read back first, then
     # 4-5 and 6-7 are scored one after the other, then 8-11 as usual.
     assert queue.log == ["queue 0", "wait 0", "queue 1", "wait 1", "queue 2", "wait 2", "queue 3", "wait 3"]
     assert outputs["value"].tolist() == [2 * value for value in range(12)]
-    assert predictor.oom_splits == 1
+    assert scorer.oom_splits == 1

@@ -54,17 +54,18 @@ def scored_step(unit: int) -> ScoredStep:
     ids = np.arange(unit * ROWS_PER_UNIT, (unit + 1) * ROWS_PER_UNIT, dtype=np.int64)
     output = pa.table({"id": ids, "score": pa.array(np.full(len(ids), 0.5, np.float32))})
     quarantine = pa.table({"id": pa.array([], pa.int64()), "reason": pa.array([], pa.string())})
-    return ScoredStep(Step((Unit(unit, "in.parquet", unit, ROWS_PER_UNIT),)), output, quarantine,
-                      np.array([len(ids), 0]))
+    step = Step((Unit(index=unit, source_file="in.parquet", row_group=unit, rows=ROWS_PER_UNIT),))
+    return ScoredStep(step=step, output=output, quarantine=quarantine, histogram_counts=np.array([len(ids), 0]))
 
 
 def run_writer(tmp_path, steps_and_seconds: list[tuple[ScoredStep, float]], commit_every: int,
                commit_interval: float, max_uncommitted_bytes: int = 1 << 30) -> tuple[list[tuple[int, int]], Checkpoint]:
     """Writes the steps, each arriving its seconds after the one before; returns the committed unit ranges."""
-    checkpoint = Checkpoint(str(tmp_path / "checkpoint"), "fingerprint", histogram_bins=2)
+    checkpoint = Checkpoint(directory=str(tmp_path / "checkpoint"), fingerprint="fingerprint", histogram_bins=2)
     checkpoint.start()
     source = ScriptedSource(steps_and_seconds)
-    writer = WriterThread(checkpoint, commit_every, commit_interval, source, StageClock(),
+    writer = WriterThread(checkpoint=checkpoint, commit_every=commit_every, commit_interval=commit_interval,
+                          source=source, clock=StageClock(),
                           max_uncommitted_bytes=max_uncommitted_bytes, now=source.now)
     writer.run()
     assert writer.error is None

@@ -1,5 +1,5 @@
 """The `llm` handler with real weights (SmolLM2-135M-Instruct, GGUF, loaded once per module) and its
-torch-free parts: prompt templates, options, plan-time column checks, token-budget batches."""
+torch-free parts: prompt templates, options, token-budget batches (its columns: test_input_requirements.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import torch
 
 from nightshard_worker.batching import plan_batches
 from nightshard_worker.contract import ModelSpec, RuntimeSpec
-from nightshard_worker.input_requirements import RequirementError, required_columns
 from nightshard_worker.llm_options import LlmOptionsError, parse_llm_options
 from nightshard_worker.metrics import StageClock, WorkerMetrics
 from nightshard_worker.prompt_template import PromptTemplate, TemplateError
@@ -25,7 +24,7 @@ SENTIMENT = {"task": "classify", "prompt": "Is this review positive or negative?
              "labels": ["positive", "negative"], "context_length": 96}
 
 
-# -- torch-free: templates, options, plan-time checks -------------------------------------------------
+# -- torch-free: templates and options ---------------------------------------------------------------
 
 @pytest.mark.parametrize("text, row, expected", [
     ("Review: {review}", {"review": "good"}, "Review: good"),
@@ -70,43 +69,30 @@ def test_llm_options_name_the_option_that_is_wrong(options, message):
         parse_llm_options(options)
 
 
-def test_plan_fails_naming_the_column_a_template_needs_and_the_input_lacks():
-    from nightshard.planning.sharding import FileFooter, PlanError, check_schema
-
-    model = ModelSpec(handler="llm", version="v1", options={**SENTIMENT, "prompt": "{title}\n{review}"})
-    needed = required_columns(model)
-    assert list(needed) == ["title", "review"]
-    footers = [FileFooter(path="/p/a.parquet", size_bytes=1, row_group_rows=(3,),
-                          columns={"id": "int64", "review": "string"})]
-    with pytest.raises(PlanError, match=r"/p/a.parquet: column 'title' is missing"):
-        check_schema(footers, needed, "id")
-    with pytest.raises(RequirementError, match="not a column reference"):
-        required_columns(ModelSpec(handler="llm", version="v1", options={**SENTIMENT, "prompt": "{review:10}"}))
-
-
 # -- the model ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def score():
     """score(options, table, **runtime) -> (outputs per good row, good rows, bad rows, batches)."""
+    from nightshard_worker.batch_scorer import BatchScorer
     from nightshard_worker.handlers.llm import LlmHandler
-    from nightshard_worker.predict import Predictor
 
     torch.set_num_threads(2)
 
     def run(options, table, batch_size=4, max_batch_tokens=4096, handler_hook=None):
-        handler = LlmHandler(ModelSpec(handler="llm", version="smollm2", options=options), torch.device("cpu"), "fp32")
+        handler = LlmHandler(model_spec=ModelSpec(handler="llm", version="smollm2", options=options),
+                             device=torch.device("cpu"), precision="fp32")
         if handler_hook:
             handler_hook(handler)
         metrics = WorkerMetrics()
-        predictor = Predictor(handler, RuntimeSpec(batch_size=batch_size, max_batch_tokens=max_batch_tokens),
-                              torch.device("cpu"), metrics, StageClock(metrics), threading.Event())
+        scorer = BatchScorer(handler=handler, runtime=RuntimeSpec(batch_size=batch_size, max_batch_tokens=max_batch_tokens),
+                             device=torch.device("cpu"), metrics=metrics, clock=StageClock(metrics), stop=threading.Event())
         prepared = handler.preprocess(table)
-        outputs = predictor.score(prepared, "test step")
+        outputs = scorer.score(prepared, "test step")
         arrays = dict(zip([f.name for f in handler.output_fields], handler.to_arrow(outputs)))
         columns = {name: array.to_pylist() for name, array in arrays.items()}
         batches = plan_batches(prepared.good_count, batch_size, prepared.lengths, max_batch_tokens)
-        return columns, prepared, batches, predictor
+        return columns, prepared, batches, scorer
 
     return run
 
@@ -166,8 +152,8 @@ def test_generate_is_greedy_stops_on_stop_strings_reports_finish_and_splits_on_o
             return predict(batch)
         handler.predict = predict_or_oom
 
-    split, _, _, predictor = score(options, table, handler_hook=fail_big_batches)
-    assert predictor.oom_splits >= 1
+    split, _, _, scorer = score(options, table, handler_hook=fail_big_batches)
+    assert scorer.oom_splits >= 1
     assert split == outputs
 
 
@@ -178,7 +164,8 @@ def test_token_budget_counts_new_tokens_and_packs_rows_of_alike_prompt_length(sc
     options = {"task": "generate", "prompt": "{review}", "max_new_tokens": new_tokens, "context_length": 256}
     from nightshard_worker.handlers.llm import LlmHandler
 
-    handler = LlmHandler(ModelSpec(handler="llm", version="smollm2", options=options), torch.device("cpu"), "fp32")
+    handler = LlmHandler(model_spec=ModelSpec(handler="llm", version="smollm2", options=options),
+                         device=torch.device("cpu"), precision="fp32")
     prepared = handler.preprocess(table)
     prompt_lengths = prepared.tensors["prompt_lengths"].numpy()
     np.testing.assert_array_equal(prepared.lengths, prompt_lengths + new_tokens)
@@ -247,9 +234,13 @@ def test_progress_line_and_summary_report_tokens_per_second():
     from nightshard_worker.contract import ShardResult
     from nightshard_worker.progress import ProgressReporter, summary
 
-    reporter = ProgressReporter("0001", 100, lambda: 40, lambda: "q", 10.0, 0, tokens_done=lambda: 2400)
+    def reporter_for(**tokens):
+        return ProgressReporter(shard_id="0001", total_rows=100, rows_done=lambda: 40, queue_depths=lambda: "q",
+                                interval_seconds=10.0, resumed_rows=0, **tokens)
+
+    reporter = reporter_for(tokens_done=lambda: 2400)
     assert "tokens=2400 " in reporter.line() and "tokens/s" in reporter.line()
-    assert "tokens" not in ProgressReporter("0001", 100, lambda: 40, lambda: "q", 10.0, 0).line()
+    assert "tokens" not in reporter_for().line()
     result = ShardResult(shard_id="0001", status="succeeded", spec_fingerprint="f", wall_seconds=10.0,
                          input_tokens=2000, output_tokens=400)
     assert "tokens: input 2000, output 400, 240.0 tokens/s" in summary(result)

@@ -80,8 +80,9 @@ def test_image_batches_reach_the_model_channels_last_and_score_as_nchw_does():
     """A gather that dropped the NHWC layout cost ~30% of the image worker's throughput on CPU."""
     from nightshard_worker.handlers.image_classification import ImageClassificationHandler
 
-    handler = ImageClassificationHandler(ModelSpec(handler="image_classification", version="1",
-                                                   options={"image_column": "image"}), torch.device("cpu"), "fp32")
+    handler = ImageClassificationHandler(model_spec=ModelSpec(handler="image_classification", version="1",
+                                                              options={"image_column": "image"}),
+                                         device=torch.device("cpu"), precision="fp32")
     colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40)]
     table = pa.table({"image": [png_bytes(colour, pattern) for colour in colours for pattern in ("solid", "stripes")]})
     prepared = handler.preprocess(table)

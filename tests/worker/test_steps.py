@@ -29,7 +29,8 @@ from nightshard_worker.reader import Unit, plan_steps
 
 def units(row_counts: list[int], types: list[tuple[str, ...]] | None = None) -> list[Unit]:
     types = types or [("int64", "double")] * len(row_counts)
-    return [Unit(i, f"file-{i // 3}", i % 3, rows, types[i]) for i, rows in enumerate(row_counts)]
+    return [Unit(index=i, source_file=f"file-{i // 3}", row_group=i % 3, rows=rows, column_types=types[i])
+            for i, rows in enumerate(row_counts)]
 
 
 @pytest.mark.parametrize("row_counts,min_rows,expected", [

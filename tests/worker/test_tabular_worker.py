@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from conftest import (
     save_spec,
     tabular_table,
     with_runtime,
+    worker_environment,
     write_parquet,
 )
 
@@ -41,7 +44,7 @@ def with_bad_rows(table: pa.Table, bad_every: int) -> pa.Table:
     return table.set_column(table.schema.get_field_index("f2"), "f2", pa.array(values))
 
 
-def test_tabular_shard_scores_every_row_once_and_reruns_idempotently(tmp_path, tabular_artifact):
+def test_tabular_shard_scores_every_row_once_and_a_rerun_finds_it_done_without_torch(tmp_path, tabular_artifact):
     first = write_parquet(tmp_path / "a.parquet", tabular_table(1500), row_group_rows=400)
     second = write_parquet(tmp_path / "b.parquet", tabular_table(700, start_id=1500, seed=1), row_group_rows=300)
     spec = make_spec(tmp_path, [first, second], tabular_model(tabular_artifact))
@@ -72,6 +75,13 @@ def test_tabular_shard_scores_every_row_once_and_reruns_idempotently(tmp_path, t
     assert again.returncode == EXIT_OK
     assert "already succeeded" in again.stdout
     assert read_result(spec).finished_at == result.finished_at
+    # A shard found done never pays for torch's import: only scoring needs it.
+    probe = ("import sys; from nightshard_worker.cli import main; code = main(['run', '--spec', sys.argv[1]]); "
+             "print('torch imported:', 'torch' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, str(spec_path)], capture_output=True, text=True,
+                          timeout=120, env=worker_environment())
+    assert done.returncode == EXIT_OK and "already succeeded" in done.stdout, done.stdout + done.stderr
+    assert "torch imported: False" in done.stdout
 
 
 def test_non_finite_features_are_quarantined_with_reason_and_counted(tmp_path, tabular_artifact):

@@ -25,7 +25,6 @@ from nightshard.planning.sharding import (
 from nightshard.reporting.run_estimate import log_estimate
 from nightshard_worker import id_index
 from nightshard_worker.contract import (
-    STATUS_SUCCEEDED,
     ContractError,
     ModelSpec,
     RuntimeSpec,
@@ -239,8 +238,7 @@ def _already_committed(spec: ShardSpec) -> bool:
     except (ContractError, ValueError, TypeError):  # unreadable, or of another contract: score it again
         return False
     return (
-        result.status == STATUS_SUCCEEDED
-        and result.spec_fingerprint == spec.fingerprint()
+        result.completes(spec)
         and storage.exists(spec.output_path)
         # a shard scored before the uniqueness check was on has no id index: score it again
         and (not spec.id_index_buckets or storage.exists(id_index.index_uri(spec.id_index_dir, spec.shard_id)))

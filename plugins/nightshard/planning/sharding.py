@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from nightshard import storage
 from nightshard.failures import PermanentError
 from nightshard_worker.contract import InputSlice
-from nightshard_worker.input_requirements import arrow_type_matches_kind
+from nightshard_worker.input_requirements import schema_problem
 
 
 class PlanError(PermanentError):
@@ -109,19 +109,10 @@ def read_footer(uri: str, size_bytes: int) -> FileFooter:
 
 def check_schema(footers: list[FileFooter], required: dict[str, str], id_column: str) -> None:
     """Every file must hold the id column and each required column with a usable type."""
-    needed = {id_column: "any", **required}
     for footer in footers:
-        for column, kind in needed.items():
-            if column not in footer.columns:
-                raise PlanError(
-                    f"{footer.path}: column '{column}' is missing; the model needs {sorted(needed)}. "
-                    f"Found {sorted(footer.columns)}. Fix the upstream table or the pipeline config"
-                )
-            if not arrow_type_matches_kind(footer.columns[column], kind):
-                raise PlanError(
-                    f"{footer.path}: column '{column}' has type {footer.columns[column]}, the model needs "
-                    f"a {kind} column. Cast it upstream or change the pipeline config"
-                )
+        problem = schema_problem(footer.columns, required, id_column)
+        if problem:
+            raise PlanError(f"{footer.path}: {problem}. Fix the upstream table or the pipeline config")
 
 
 def cut_shards(footers: list[FileFooter], target_rows: int, max_shards: int | None = None) -> list[PlannedShard]:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 PROGRESS_RECORD = "progress.json"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ChunkRecord:
     first_unit: int
     end_unit: int
@@ -43,7 +43,7 @@ class ChunkRecord:
     rows_quarantined: int
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Progress:
     fingerprint: str
     units_committed: int = 0
@@ -61,7 +61,7 @@ class Progress:
 
 
 class Checkpoint:
-    def __init__(self, directory: str, fingerprint: str, histogram_bins: int,
+    def __init__(self, *, directory: str, fingerprint: str, histogram_bins: int,
                  attempt_started: float | None = None):
         self.directory = directory
         self.attempt_started = time.monotonic() if attempt_started is None else attempt_started
@@ -95,9 +95,10 @@ class Checkpoint:
         """Make units [first_unit, end_unit) durable: chunk files first, then the record."""
         if first_unit != self.progress.units_committed:
             raise RuntimeError(f"commit of units {first_unit}.. after {self.progress.units_committed}: out of order")
-        chunk = ChunkRecord(first_unit, end_unit, f"output-{first_unit:06d}-{end_unit:06d}.arrow",
-                            f"quarantine-{first_unit:06d}-{end_unit:06d}.arrow",
-                            output.num_rows, quarantine.num_rows)
+        chunk = ChunkRecord(first_unit=first_unit, end_unit=end_unit,
+                            output_file=f"output-{first_unit:06d}-{end_unit:06d}.arrow",
+                            quarantine_file=f"quarantine-{first_unit:06d}-{end_unit:06d}.arrow",
+                            rows_out=output.num_rows, rows_quarantined=quarantine.num_rows)
         storage.write_bytes_atomic(storage.join(self.directory, chunk.output_file), _ipc_bytes(output))
         storage.write_bytes_atomic(storage.join(self.directory, chunk.quarantine_file), _ipc_bytes(quarantine))
         progress = self.progress

@@ -8,7 +8,11 @@ import logging
 import os
 import sys
 
+from nightshard_worker import storage
+from nightshard_worker.checkpoint import PROGRESS_RECORD
 from nightshard_worker.contract import EXIT_BAD_SPEC, EXIT_FAILED, STATUS_FAILED, ContractError, ShardResult
+from nightshard_worker.input_requirements import RequirementError, required_columns
+from nightshard_worker.shard_lifecycle import load_spec, run_shard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +41,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    from nightshard_worker.runner import load_spec, run_shard
-
     log = logging.getLogger("nightshard_worker")
     try:
         spec = load_spec(arguments.spec)
@@ -56,11 +58,6 @@ def _run(arguments: argparse.Namespace) -> int:
 
 
 def _describe(arguments: argparse.Namespace) -> int:
-    from nightshard_worker import storage
-    from nightshard_worker.checkpoint import PROGRESS_RECORD
-    from nightshard_worker.input_requirements import RequirementError, required_columns
-    from nightshard_worker.runner import load_spec
-
     try:
         spec = load_spec(arguments.spec)
     except (FileNotFoundError, ContractError) as error:

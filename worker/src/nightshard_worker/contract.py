@@ -206,6 +206,11 @@ class ShardResult:
     def from_json(cls, text: str) -> ShardResult:
         return cls.from_dict(_load_document(text, "shard result"))
 
+    def completes(self, spec: ShardSpec) -> bool:
+        """True when this result says `spec` was scored to the end: it succeeded, on the same inputs,
+        model and contract (the fingerprint). Whether its output file still exists is the caller's I/O."""
+        return self.status == STATUS_SUCCEEDED and self.spec_fingerprint == spec.fingerprint()
+
 
 def shard_file_stem(shard_id: str) -> str:
     """The one naming rule for a shard's files: part-<shard>."""

@@ -26,6 +26,12 @@ def resolve_device(requested: str) -> torch.device:
     return device
 
 
+def set_cpu_threads(threads: int | None) -> None:
+    """torch's intra-op threads; None keeps torch's default (one per core)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise BadInputError(f"runtime.precision {precision!r} is not one of {list(PRECISIONS)}")

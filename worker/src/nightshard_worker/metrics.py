@@ -65,7 +65,7 @@ class WorkerMetrics:
         log.info("metrics served on port %d", bound)
         return bound
 
-    def push(self, gateway_url: str, pipeline: str, run_id: str, shard_id: str) -> None:
+    def push(self, gateway_url: str, *, pipeline: str, run_id: str, shard_id: str) -> None:
         """Push once at the end; a failure is a warning, the shard is already committed."""
         try:
             push_to_gateway(gateway_url, job=PUSH_JOB, registry=self.registry,

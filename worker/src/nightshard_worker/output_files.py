@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from nightshard_worker import storage
@@ -84,8 +85,6 @@ def _write_row_group(parquet_writer: pq.ParquetWriter, rows: pa.Table) -> None:
 
 def column_sums(uri: str, columns: list[str]) -> list[int]:
     """Integer sums of a few columns of a written Parquet file (a boolean column: its true values), reading only those."""
-    import pyarrow.compute as pc
-
     with storage.open_read(uri) as handle:
         table = pq.read_table(handle, columns=columns)
     return [int(pc.sum(table.column(name)).as_py() or 0) for name in columns]

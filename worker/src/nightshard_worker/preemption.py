@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def install_stop_on_sigterm(stop: threading.Event) -> None:
-    """The stages see `stop` and wind down; the runner commits and exits 75 (EXIT_PREEMPTED)."""
+    """The stages see `stop` and wind down; the shard lifecycle commits and exits 75 (EXIT_PREEMPTED)."""
 
     def request_stop(signum: int, _frame: object) -> None:
         if not stop.is_set():

@@ -20,7 +20,7 @@ class PreprocessThread(threading.Thread):
     waiting for the device at any time: memory does not grow with the shard.
     """
 
-    def __init__(self, handler: ModelHandler, workers: int, source: queue.Queue, out: queue.Queue,
+    def __init__(self, *, handler: ModelHandler, workers: int, source: queue.Queue, out: queue.Queue,
                  stop: threading.Event, clock: StageClock):
         super().__init__(name="preprocess", daemon=True)
         self.handler = handler

@@ -15,7 +15,7 @@ log = logging.getLogger("nightshard_worker.progress")
 class ProgressReporter(threading.Thread):
     """Logs `progress shard=... rows=done/total pct rate eta queues=...` every interval."""
 
-    def __init__(self, shard_id: str, total_rows: int, rows_done: Callable[[], int],
+    def __init__(self, *, shard_id: str, total_rows: int, rows_done: Callable[[], int],
                  queue_depths: Callable[[], str], interval_seconds: float, resumed_rows: int,
                  tokens_done: Callable[[], int] | None = None):
         super().__init__(name="progress", daemon=True)

@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 from nightshard_worker import storage
 from nightshard_worker.contract import ShardSpec
 from nightshard_worker.errors import BadInputError
-from nightshard_worker.input_requirements import arrow_type_matches_kind
+from nightshard_worker.input_requirements import schema_problem
 from nightshard_worker.metrics import StageClock
 from nightshard_worker.stage_queue import END, StageFailure, put_unless_stopped
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Unit:
     """One row group of one input file: the unit of checkpointing and resuming."""
 
@@ -88,24 +88,15 @@ def check_inputs(spec: ShardSpec, required_columns: dict[str, str]) -> tuple[pa.
     """
     id_type: pa.DataType | None = None
     units: list[Unit] = []
-    needed = {spec.id_column: "any", **required_columns}
     for input_slice in spec.inputs:
         metadata = _read_footer(input_slice.path)
         schema = metadata.schema.to_arrow_schema()
-        for column, kind in needed.items():
-            if column not in schema.names:
-                role = "the id column (spec.id_column)" if column == spec.id_column else f"a {kind} column"
-                raise BadInputError(
-                    f"input {input_slice.path} has no column {column!r}; the {spec.model.handler} handler "
-                    f"needs {role} named {column!r} (needed: {_describe(needed)}); the file has: "
-                    f"{', '.join(schema.names)}. Fix the model options or the input partition."
-                )
-            actual = schema.field(column).type
-            if not arrow_type_matches_kind(str(actual), kind):
-                raise BadInputError(
-                    f"input {input_slice.path}: column {column!r} is {actual}, the {spec.model.handler} "
-                    f"handler needs a {kind} column there"
-                )
+        problem = schema_problem({field.name: str(field.type) for field in schema}, required_columns, spec.id_column)
+        if problem:
+            raise BadInputError(
+                f"input {input_slice.path}: {problem}. The {spec.model.handler} handler cannot score this file: "
+                "fix the model options or the input partition."
+            )
         this_id_type = schema.field(spec.id_column).type
         if id_type is not None and this_id_type != id_type:
             raise BadInputError(
@@ -120,8 +111,8 @@ def check_inputs(spec: ShardSpec, required_columns: dict[str, str]) -> tuple[pa.
                     f"input {input_slice.path} has {metadata.num_row_groups} row groups, the spec asks "
                     f"for row group {row_group}: the partition changed since planning, re-plan the run"
                 )
-            units.append(Unit(len(units), input_slice.path, row_group, metadata.row_group(row_group).num_rows,
-                              column_types))
+            units.append(Unit(index=len(units), source_file=input_slice.path, row_group=row_group,
+                              rows=metadata.row_group(row_group).num_rows, column_types=column_types))
     if id_type is None:
         raise BadInputError(f"shard {spec.shard_id} has no inputs")
     return id_type, units
@@ -130,7 +121,7 @@ def check_inputs(spec: ShardSpec, required_columns: dict[str, str]) -> tuple[pa.
 class ReaderThread(threading.Thread):
     """Reads the steps into `out` in order; stops early when `stop` is set."""
 
-    def __init__(self, steps: list[Step], columns: list[str], out: queue.Queue,
+    def __init__(self, *, steps: list[Step], columns: list[str], out: queue.Queue,
                  stop: threading.Event, clock: StageClock):
         super().__init__(name="reader", daemon=True)
         self.steps = steps
@@ -187,7 +178,3 @@ def _read_footer(path: str) -> pq.FileMetaData:
             f"input {path} is not a readable Parquet file ({error}): it is truncated or corrupt, "
             "rewrite the partition and re-run"
         ) from error
-
-
-def _describe(needed: dict[str, str]) -> str:
-    return ", ".join(f"{name} ({kind})" for name, kind in needed.items())

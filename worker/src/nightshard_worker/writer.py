@@ -18,7 +18,7 @@ from nightshard_worker.reader import Step
 from nightshard_worker.stage_queue import END
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScoredStep:
     """One step's outcome: scored rows (input order) and quarantined rows with reasons."""
 
@@ -38,7 +38,7 @@ class WriterThread(threading.Thread):
     the cadence says, so memory stays bounded on a fast device.
     """
 
-    def __init__(self, checkpoint: Checkpoint, commit_every: int, commit_interval: float, source: queue.Queue,
+    def __init__(self, *, checkpoint: Checkpoint, commit_every: int, commit_interval: float, source: queue.Queue,
                  clock: StageClock, max_uncommitted_bytes: int = tuning.MAX_UNCOMMITTED_BYTES,
                  now: Callable[[], float] = time.monotonic):
         super().__init__(name="writer", daemon=True)

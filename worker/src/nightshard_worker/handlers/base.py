@@ -2,9 +2,11 @@
 
 A handler is a small class. The engine calls, in this order:
 
-1. `__init__(model_spec, device, precision)` once per process: load weights, move them to `device`.
+1. `__init__(*, model_spec, device, precision)` once per process: load weights, move them to `device`.
 2. `required_columns`: column name -> kind (`numeric`, `string`, `binary`, `any`, as in
-   `nightshard_worker.input_requirements`), checked against every input file before scoring.
+   `nightshard_worker.input_requirements`), checked against every input file before scoring. A handler
+   sets `column_rule` (the torch-free rule that reads them from the model options, which the plan task
+   asks too) or overrides the property.
 3. `preprocess(table)` on a preprocess thread, once per step (consecutive row groups holding at
    least `step_batches` x batch size rows): returns `PreparedRows` with CPU tensors for the good
    rows and a reason for each bad row (quarantined, never scored).
@@ -30,9 +32,11 @@ import pyarrow as pa
 import torch
 
 from nightshard_worker.contract import ModelSpec
+from nightshard_worker.errors import BadInputError
+from nightshard_worker.input_requirements import ColumnRule, RequirementError
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PreparedRows:
     """One step (one or more row groups, concatenated) after preprocessing.
 
@@ -63,17 +67,30 @@ class ModelHandler:
     # A boolean output column that marks rows the model saw only in part (text cut at its context);
     # the shard result counts its true values. None: the handler never cuts.
     truncation_column: str | None = None
+    # Which input columns the handler reads, from which model options: a rule of
+    # nightshard_worker.input_requirements (staticmethod(...)), registered there under the handler's name
+    # for the plan task. None: the handler overrides `required_columns` itself.
+    column_rule: ColumnRule | None = None
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
         self.model_spec = model_spec
         self.options: dict[str, Any] = dict(model_spec.options or {})
         self.device = device
         self.precision = precision
         self.model: torch.nn.Module | None = None
+        self._required_columns: dict[str, str] | None = None
+        if self.column_rule is not None:
+            try:
+                self._required_columns = self.column_rule(self.options)
+            except RequirementError as error:
+                raise BadInputError(str(error)) from None
 
     @property
     def required_columns(self) -> dict[str, str]:
-        raise NotImplementedError
+        if self._required_columns is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no column_rule and does not override "
+                                      "required_columns")
+        return self._required_columns
 
     def preprocess(self, table: pa.Table) -> PreparedRows:
         raise NotImplementedError

@@ -11,9 +11,8 @@ import torch
 
 from nightshard_worker import model_files, tuning
 from nightshard_worker.contract import ModelSpec
-from nightshard_worker.errors import BadInputError
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
-from nightshard_worker.input_requirements import BINARY
+from nightshard_worker.input_requirements import image_classification_columns
 
 _MEAN = np.array(tuning.IMAGENET_MEAN, dtype=np.float32)
 _STD = np.array(tuning.IMAGENET_STD, dtype=np.float32)
@@ -28,21 +27,16 @@ class ImageClassificationHandler(ModelHandler):
 
     output_fields = (pa.field("label", pa.int32()), pa.field("confidence", pa.float32()))
     drift_edges = uniform_edges(0.0, 1.0, tuning.DRIFT_HISTOGRAM_BINS)
+    column_rule = staticmethod(image_classification_columns)
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
-        super().__init__(model_spec, device, precision)
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec=model_spec, device=device, precision=precision)
         from efficientnet_lite_pytorch import EfficientNet
 
-        self.image_column = self.options.get("image_column")
-        if not self.image_column:
-            raise BadInputError("image_classification handler needs model.options.image_column (a column name)")
+        [self.image_column] = self.required_columns  # the rule names exactly one column
         weights = model_spec.artifact or model_files.efficientnet_lite0_weights()
         model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
         self.model = model.to(device, memory_format=PIXEL_LAYOUT).eval()
-
-    @property
-    def required_columns(self) -> dict[str, str]:
-        return {self.image_column: BINARY}
 
     def preprocess(self, table: pa.Table) -> PreparedRows:
         from PIL import Image, UnidentifiedImageError

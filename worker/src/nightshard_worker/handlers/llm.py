@@ -26,7 +26,7 @@ from nightshard_worker import model_files, placement, tuning
 from nightshard_worker.contract import ModelSpec
 from nightshard_worker.errors import BadInputError
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
-from nightshard_worker.input_requirements import ANY
+from nightshard_worker.input_requirements import llm_columns
 from nightshard_worker.llm_options import LlmOptions, LlmOptionsError, parse_llm_options
 from nightshard_worker.prompt_template import TemplateError
 
@@ -100,9 +100,10 @@ class LlmHandler(ModelHandler):
     # Sorting by prompt length packs alike prompts together: the more rows a step holds, the less
     # padding; prepared rows are token ids, a few kB each.
     step_batches = 8
+    column_rule = staticmethod(llm_columns)
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
-        super().__init__(model_spec, device, precision)
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec=model_spec, device=device, precision=precision)
         try:
             self.llm: LlmOptions = parse_llm_options(self.options)
         except LlmOptionsError as error:
@@ -146,10 +147,6 @@ class LlmHandler(ModelHandler):
         if self.llm.task == "classify":
             fields.append(pa.field("label_probabilities", pa.list_(pa.float32(), len(self.llm.labels))))
         self.output_fields = tuple(fields)
-
-    @property
-    def required_columns(self) -> dict[str, str]:
-        return {column: ANY for column in self.llm.prompt.columns}
 
     # -- preprocess: rows -> prompt token ids -------------------------------------------------------
 

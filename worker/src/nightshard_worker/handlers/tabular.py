@@ -13,7 +13,7 @@ from nightshard_worker import storage, tuning
 from nightshard_worker.contract import ModelSpec
 from nightshard_worker.errors import BadInputError
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
-from nightshard_worker.input_requirements import NUMERIC
+from nightshard_worker.input_requirements import tabular_columns
 
 # Feature column types read straight from their Arrow buffers; other numeric types are cast first.
 _FLOAT_DTYPES = {pa.float32(): np.dtype(np.float32), pa.float64(): np.dtype(np.float64)}
@@ -26,12 +26,11 @@ class TabularHandler(ModelHandler):
     drift_edges = uniform_edges(0.0, 1.0, tuning.DRIFT_HISTOGRAM_BINS)
     # A row is a few floats: four batches of them cost little memory and a quarter of the commits.
     step_batches = 4
+    column_rule = staticmethod(tabular_columns)
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
-        super().__init__(model_spec, device, precision)
-        self.feature_columns: list[str] = list(self.options.get("feature_columns") or [])
-        if not self.feature_columns:
-            raise BadInputError("tabular handler needs model.options.feature_columns (a list of column names)")
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec=model_spec, device=device, precision=precision)
+        self.feature_columns: list[str] = list(self.required_columns)
         if not model_spec.artifact:
             raise BadInputError("tabular handler needs model.artifact: the TorchScript file to score with")
         try:
@@ -44,10 +43,6 @@ class TabularHandler(ModelHandler):
             raise BadInputError(
                 f"model.artifact {model_spec.artifact} is not a TorchScript file (torch.jit.save): {error}"
             ) from error
-
-    @property
-    def required_columns(self) -> dict[str, str]:
-        return {name: NUMERIC for name in self.feature_columns}
 
     def preprocess(self, table: pa.Table) -> PreparedRows:
         features = np.empty((table.num_rows, len(self.feature_columns)), dtype=np.float32)

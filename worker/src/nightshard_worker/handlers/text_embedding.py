@@ -13,7 +13,7 @@ from nightshard_worker import model_files, tuning
 from nightshard_worker.contract import ModelSpec
 from nightshard_worker.errors import BadInputError
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows, uniform_edges
-from nightshard_worker.input_requirements import STRING
+from nightshard_worker.input_requirements import text_embedding_columns
 
 EMBEDDING_WIDTH = 384  # all-MiniLM-L6-v2's hidden size
 
@@ -29,14 +29,13 @@ class TextEmbeddingHandler(ModelHandler):
     # Length sorting packs a batch from rows of alike length: the more rows it picks from, the
     # less padding (a step of 8 batches of tokens is a few MB).
     step_batches = 8
+    column_rule = staticmethod(text_embedding_columns)
 
-    def __init__(self, model_spec: ModelSpec, device: torch.device, precision: str):
-        super().__init__(model_spec, device, precision)
+    def __init__(self, *, model_spec: ModelSpec, device: torch.device, precision: str):
+        super().__init__(model_spec=model_spec, device=device, precision=precision)
         from transformers import AutoModel, AutoTokenizer
 
-        self.text_column = self.options.get("text_column")
-        if not self.text_column:
-            raise BadInputError("text_embedding handler needs model.options.text_column (a column name)")
+        [self.text_column] = self.required_columns  # the rule names exactly one column
         self.max_length = int(self.options.get("max_length", tuning.DEFAULT_TEXT_MAX_LENGTH))
         model_dir = model_spec.artifact or model_files.minilm_dir()
         if not os.path.isdir(model_dir):
@@ -49,10 +48,6 @@ class TextEmbeddingHandler(ModelHandler):
         self._tokenize(["warm-up"])
         # The drift signal: where embeddings sit along one fixed direction, cheap and model-agnostic.
         self._drift_direction = np.full(EMBEDDING_WIDTH, 1.0 / np.sqrt(EMBEDDING_WIDTH), dtype=np.float32)
-
-    @property
-    def required_columns(self) -> dict[str, str]:
-        return {self.text_column: STRING}
 
     def preprocess(self, table: pa.Table) -> PreparedRows:
         texts = table.column(self.text_column).to_pylist()

@@ -1,4 +1,4 @@
-"""The stages wired together: read -> preprocess -> predict -> write, joined by bounded queues.
+"""The four stages overlapped: read -> preprocess -> predict -> write run at once, joined by bounded queues.
 
 The shard moves in steps: consecutive row groups grouped to at least `handler.step_batches`
 batches of rows (`reader.plan_steps`). Reader and writer are threads, preprocess is a small pool,
@@ -17,26 +17,35 @@ import numpy as np
 import pyarrow as pa
 
 from nightshard_worker import output_files, tuning
+from nightshard_worker.batch_scorer import BatchScorer
 from nightshard_worker.checkpoint import Checkpoint
 from nightshard_worker.contract import ShardSpec
 from nightshard_worker.handlers.base import ModelHandler, PreparedRows
 from nightshard_worker.metrics import StageClock, WorkerMetrics
-from nightshard_worker.predict import Predictor
 from nightshard_worker.preprocess import PreprocessThread
 from nightshard_worker.reader import ReaderThread, ReadStep, Unit, plan_steps, read_columns
 from nightshard_worker.stage_queue import END, StageFailure, depth, get_unless_stopped
 from nightshard_worker.writer import ScoredStep, WriterThread
 
+try:
+    # Imported when scoring starts, on purpose: where pandas is installed, pyarrow imports it lazily the
+    # first time pa.array() sees a numpy array, i.e. in the middle of the first row group, on the predict
+    # thread, holding the import lock for ~0.5 s while the device waits.
+    import pandas  # noqa: F401
+except ImportError:  # the worker image has no pandas, and then pyarrow has nothing to import later
+    pass
 
-class ShardPipeline:
-    """Scores units[start:] and commits them; `run()` returns False when stopped by SIGTERM."""
 
-    def __init__(self, spec: ShardSpec, handler: ModelHandler, predictor: Predictor, units: list[Unit],
+class OverlappedStages:
+    """Scores units[start:] and commits them, all four stages at work at once; `run()` returns False
+    when stopped by SIGTERM."""
+
+    def __init__(self, *, spec: ShardSpec, handler: ModelHandler, scorer: BatchScorer, units: list[Unit],
                  start_unit: int, id_field: pa.Field, checkpoint: Checkpoint, metrics: WorkerMetrics,
                  clock: StageClock, stop: threading.Event):
         self.spec = spec
         self.handler = handler
-        self.predictor = predictor
+        self.scorer = scorer
         self.steps = plan_steps(units[start_unit:], spec.runtime.batch_size * handler.step_batches)
         self.metrics = metrics
         self.stop = stop
@@ -45,12 +54,13 @@ class ShardPipeline:
         self.read_queue: queue.Queue = queue.Queue(tuning.READ_QUEUE_STEPS)
         self.prepared_queue: queue.Queue = queue.Queue(tuning.PREPARED_QUEUE_STEPS)
         self.write_queue: queue.Queue = queue.Queue(tuning.WRITE_QUEUE_STEPS)
-        self.reader = ReaderThread(self.steps, read_columns(spec, handler.required_columns), self.read_queue,
-                                   stop, clock)
-        self.preprocessor = PreprocessThread(handler, spec.runtime.preprocess_workers, self.read_queue,
-                                             self.prepared_queue, stop, clock)
-        self.writer = WriterThread(checkpoint, spec.runtime.commit_every_row_groups, spec.runtime.commit_interval_seconds,
-                                   self.write_queue, clock)
+        self.reader = ReaderThread(steps=self.steps, columns=read_columns(spec, handler.required_columns),
+                                   out=self.read_queue, stop=stop, clock=clock)
+        self.preprocessor = PreprocessThread(handler=handler, workers=spec.runtime.preprocess_workers,
+                                             source=self.read_queue, out=self.prepared_queue, stop=stop, clock=clock)
+        self.writer = WriterThread(checkpoint=checkpoint, commit_every=spec.runtime.commit_every_row_groups,
+                                   commit_interval=spec.runtime.commit_interval_seconds, source=self.write_queue,
+                                   clock=clock)
         self.rows_scored_this_attempt = 0
         self.tokens_this_attempt = 0  # llm handler: input + output tokens scored since this attempt began
 
@@ -73,7 +83,7 @@ class ShardPipeline:
                 prepared = self._wait(future)
                 if prepared is None:
                     break
-                outputs = self.predictor.score(prepared, read_step.step.where)
+                outputs = self.scorer.score(prepared, read_step.step.where)
                 if outputs is None:
                     break  # stopped between batches: this step is redone on resume
                 self._hand_to_writer(self._scored_step(read_step, prepared, outputs))
@@ -145,7 +155,8 @@ class ShardPipeline:
                 self.tokens_this_attempt += tokens
         self.metrics.rows.labels(outcome="scored").inc(output.num_rows)
         self.metrics.rows.labels(outcome="quarantined").inc(quarantine.num_rows)
-        return ScoredStep(read_step.step, output, quarantine, self._histogram(outputs, prepared.good_count))
+        return ScoredStep(step=read_step.step, output=output, quarantine=quarantine,
+                          histogram_counts=self._histogram(outputs, prepared.good_count))
 
     def _empty_outputs(self) -> list[pa.Array]:
         return [pa.array([], type=output_field.type) for output_field in self.handler.output_fields]

@@ -21,7 +21,7 @@ from nightshard_worker.metrics import StageClock, WorkerMetrics
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _InFlight:
     """A batch whose forward pass and copy back to the host are queued on the device."""
 
@@ -31,15 +31,15 @@ class _InFlight:
     started: float
 
 
-class Predictor:
-    """Scores prepared steps; one instance per process, model already loaded in the handler.
+class BatchScorer:
+    """Scores prepared steps in batches; one instance per process. The model is the handler's, already loaded.
 
     One batch is kept in flight: batch N+1 is collated, copied and queued on the device before the
     host waits for batch N's outputs, so a GPU is not left idle while Python collates and launches
     the next batch. On CPU every call is synchronous and the order changes nothing.
     """
 
-    def __init__(self, handler: ModelHandler, runtime: RuntimeSpec, device: torch.device,
+    def __init__(self, *, handler: ModelHandler, runtime: RuntimeSpec, device: torch.device,
                  metrics: WorkerMetrics, clock: StageClock, stop: threading.Event):
         self.handler = handler
         self.runtime = runtime
@@ -112,7 +112,8 @@ class Predictor:
         with devices.forward_context(self.device, self.runtime.precision):
             outputs = self.handler.predict(batch)
             host = {name: _start_copy_to_host(value) for name, value in outputs.items()}
-        launched = _InFlight(row_indices, host, devices.copy_done_event(self.device), started)
+        launched = _InFlight(row_indices=row_indices, outputs=host, copied=devices.copy_done_event(self.device),
+                             started=started)
         self.clock.add("predict", time.perf_counter() - started)
         return launched
 
