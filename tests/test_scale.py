@@ -142,7 +142,7 @@ def _index_shards(partition, staging, shard_rows, buckets):
     for shard in shards:
         spec = ShardSpec(pipeline="p", ds="d", run_id="r", shard_id=f"s{shard.index}", shard_index=shard.index,
                          shard_count=len(shards), inputs=shard.slices, input_rows=shard.rows, id_column="id",
-                         model=ModelSpec("tabular", "v1"), runtime=RuntimeSpec(), output_path="", quarantine_path="",
+                         model=ModelSpec(handler="tabular", version="v1"), runtime=RuntimeSpec(), output_path="", quarantine_path="",
                          result_path="", checkpoint_dir="", id_index_dir=str(staging / "_ids"),
                          id_index_buckets=buckets)
         write_index(spec)

@@ -45,7 +45,7 @@ class InputSlice:
     rows: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelSpec:
     """Which handler scores the rows, with which artifact and options."""
 
@@ -55,7 +55,7 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RuntimeSpec:
     """How the worker runs: device, precision, batching, commit and reporting cadence."""
 
@@ -77,7 +77,7 @@ class RuntimeSpec:
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ShardSpec:
     """Everything one worker needs to score one shard, and where to put what it made."""
 
@@ -145,7 +145,7 @@ class PredictionHistogram:
     counts: tuple[int, ...]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ShardResult:
     """What a worker did with one shard; rows_in == rows_out + rows_quarantined when succeeded."""
 
