@@ -10,8 +10,12 @@ file); larger sizes use synthetic footers (no file I/O for footers; specs are st
     PYTHONPATH=plugins:. .venv/bin/python -m bench.plan_scale [--files 1000,10000,100000] [--gcs 1000,10000]
 
 --gcs plans the same partition on a real GCS API on loopback (PyPI's gcp-storage-emulator, as the
-tests use it) and, in the same run, times fetching just those footers' bytes at the same
-concurrency (one ranged read per file), so the plan's overhead over raw I/O shows.
+tests use it, started by bench.emulator: the bucket seeded on disk, a listen queue for 32 in flight)
+and, against the same emulator state, times the two raw costs the plan is made of at the same
+concurrency: fetching just those footers' bytes (one ranged read per file) and uploading objects of
+the specs' names and sizes (one simple upload each). Each --gcs-variants entry is a fresh emulator:
+`stock` serves with its own code throughout; `no-metadata-file` skips its per-write rewrite of all
+objects' metadata (bench/emulator.py says why both). The emulator's requests are counted per phase.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +37,10 @@ ROW_GROUPS_PER_FILE = 10
 ROWS_PER_ROW_GROUP = 10_000
 MAX_MAP_LENGTH = 1024  # Airflow's default [core] max_map_length
 BUCKET = "nightshard-bench"
+DS = "2026-11-20"
+GCS_VARIANTS = ("stock", "no-metadata-file")
+# tmpfs where there is one: the stock emulator rewrites its whole metadata file (MBs) on every write
+EMULATOR_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 CONFIG = """\
 name: plan_scale
@@ -64,7 +73,7 @@ def write_template(path: Path) -> None:
 
 
 def make_partition(folder: Path, files: int) -> Path:
-    partition = folder / "input" / "ds=2026-11-20"
+    partition = folder / "input" / f"ds={DS}"
     partition.mkdir(parents=True)
     template = folder / "template.parquet"
     write_template(template)
@@ -74,21 +83,10 @@ def make_partition(folder: Path, files: int) -> Path:
     return partition
 
 
-def upload_partition(partition: Path, files: int) -> None:
-    """The same files under gs://BUCKET/input/ds=.../, uploaded 32 at a time."""
-    import fsspec
-
-    from nightshard import storage
-
-    gcs = fsspec.filesystem("gs", token="anon")
-    data = (partition.parent.parent / "template.parquet").read_bytes()
-    target = f"{BUCKET}/input/ds=2026-11-20"
-
-    def put(index: int) -> None:
-        gcs.pipe_file(f"{target}/part-{index:06d}.parquet", data)
-
-    list(storage.map_bounded(put, range(files)))
-    gcs.pipe_file(f"{target}/_SUCCESS", b"")
+def partition_objects(partition: Path) -> Iterator[tuple[str, bytes]]:
+    """(object name, bytes) of the local partition as it lies under gs://BUCKET/input/ds=.../."""
+    for path in sorted(partition.iterdir()):
+        yield f"input/ds={DS}/{path.name}", path.read_bytes()
 
 
 def child(arguments: argparse.Namespace) -> None:
@@ -103,15 +101,30 @@ def child(arguments: argparse.Namespace) -> None:
     work = Path(arguments.work)
     if arguments.raw_fetch:
         started = time.perf_counter()
-        entries = planning.data_files(arguments.input_uri + "/ds=2026-11-20")
+        entries = planning.data_files(arguments.input_uri + f"/ds={DS}")
         tails = storage.map_bounded(lambda e: len(storage.read_tail(e[0], e[1], planning.FOOTER_TAIL_BYTES)), entries)
         fetched = sum(tails)
         print(json.dumps({"seconds": time.perf_counter() - started, "files": len(entries), "bytes": fetched,
                           "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
         return
+    if arguments.raw_spec_puts:
+        # the plan's spec objects again, same names and sizes, one bare upload each: what the spec
+        # phase costs the store, without the plan's checks or its atomic-write path
+        specs = storage.list_file_sizes(storage.join(arguments.raw_spec_puts, "_specs"))
+        started = time.perf_counter()
+
+        def put(entry: tuple[str, int]) -> None:
+            fs, path = storage.filesystem(entry[0])
+            fs.pipe_file(path, b"x" * entry[1])
+
+        list(storage.map_bounded(put, specs))
+        print(json.dumps({"seconds": time.perf_counter() - started, "files": len(specs),
+                          "bytes": sum(size for _, size in specs),
+                          "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+        return
     if arguments.synthetic:
         footer = planning.read_footer(str(work / "template.parquet"), (work / "template.parquet").stat().st_size)
-        partition = arguments.input_uri + "/ds=2026-11-20"
+        partition = arguments.input_uri + f"/ds={DS}"
         names = [(f"{partition}/part-{i:06d}.parquet", footer.size_bytes) for i in range(arguments.synthetic)]
         planning.data_files = lambda uri: names
         planning.read_footer = lambda uri, size: planning.FileFooter(uri, size, footer.row_group_rows,
@@ -119,7 +132,7 @@ def child(arguments: argparse.Namespace) -> None:
     config_path = work / "plan_scale.yaml"
     config_path.write_text(CONFIG.format(input_uri=arguments.input_uri, output_uri=arguments.output_uri))
     config = load_pipeline_config(config_path)
-    run = RunParameters(ds="2026-11-20", model_version="v1", shard_rows=100_000, reprocess="all", dry_run=False)
+    run = RunParameters(ds=DS, model_version="v1", shard_rows=100_000, reprocess="all", dry_run=False)
     started = time.perf_counter()
     document = plan_run(config, run, run_id="bench", max_mapped_tasks=MAX_MAP_LENGTH)
     pointer = write_plan(document)
@@ -131,6 +144,7 @@ def child(arguments: argparse.Namespace) -> None:
         "shards": len(document["planned_shards"]),
         "shard_rows": document["sharding"]["shard_rows"],
         "phase_seconds": document["plan_seconds"],
+        "staging": document["staging"],
         "xcom_bytes": len(json.dumps(pointer)) + len(json.dumps(document["shards"])),
         "plan_document_bytes": storage.file_size(pointer["plan_uri"]),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -140,7 +154,9 @@ def child(arguments: argparse.Namespace) -> None:
 def run_child(work: Path, input_uri: str, output_uri: str, *extra: str) -> dict:
     command = [sys.executable, "-m", "bench.plan_scale", "--child", "--work", str(work), "--input-uri", input_uri,
                "--output-uri", output_uri, *extra]
-    environment = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'plugins'}:{REPO_ROOT}"}
+    # this checkout's plugins and worker, whichever checkout the virtualenv was installed from
+    python_path = os.pathsep.join(str(REPO_ROOT / folder) for folder in ("plugins", "worker/src", "."))
+    environment = {**os.environ, "PYTHONPATH": python_path}
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=environment, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"plan child failed:\n{done.stderr[-4000:]}")
@@ -158,9 +174,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", default="1000,10000,100000")
     parser.add_argument("--real-up-to", type=int, default=10_000, help="larger sizes use synthetic footers")
     parser.add_argument("--gcs", default="", help="sizes to plan on the GCS emulator too, e.g. 1000,10000")
+    parser.add_argument("--gcs-variants", default=",".join(GCS_VARIANTS),
+                        help=f"emulator variants, each a fresh emulator: {', '.join(GCS_VARIANTS)}")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--raw-fetch", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--raw-spec-puts", default="", help=argparse.SUPPRESS)
     parser.add_argument("--synthetic", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--input-uri", help=argparse.SUPPRESS)
@@ -171,6 +190,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     sizes = [int(value) for value in arguments.files.split(",") if value]
     gcs_sizes = [int(value) for value in arguments.gcs.split(",") if value]
+    variants = [value for value in arguments.gcs_variants.split(",") if value]
+    unknown = sorted(set(variants) - set(GCS_VARIANTS))
+    if unknown:
+        parser.error(f"unknown --gcs-variants {', '.join(unknown)}; choose from {', '.join(GCS_VARIANTS)}")
     report = {"max_map_length": MAX_MAP_LENGTH, "runs": []}
     print(f"{'files':>7} {'store':<6} {'rows':>14} {'shards':>6} {'seconds':>8} {'peak MiB':>8} {'ms/file':>8}")
     with tempfile.TemporaryDirectory(prefix="nightshard-bench-plan-") as temp:
@@ -189,32 +212,60 @@ def main(argv: list[str] | None = None) -> None:
                 report["runs"].append(measured)
                 print(line("local" if real else "synth", measured), flush=True)
             if files in gcs_sizes:
-                report["runs"] += gcs_runs(work, files)
+                report["runs"] += gcs_runs(work, files, variants)
             shutil.rmtree(work, ignore_errors=True)
     if arguments.output:
         Path(arguments.output).write_text(json.dumps(report, indent=2) + "\n")
 
 
-def gcs_runs(work: Path, files: int) -> list[dict]:
+def counted_child(work: Path, log_path: Path, variant: str, *extra: str) -> dict:
+    """run_child on the emulator's bucket, with the requests the emulator logged meanwhile."""
+    from bench import emulator
+
+    offset = log_path.stat().st_size
+    measured = run_child(work, f"gs://{BUCKET}/input", f"gs://{BUCKET}/output", *extra)
+    measured["requests"] = emulator.request_counts(log_path, offset)
+    measured["emulator"] = variant
+    return measured
+
+
+def gcs_runs(work: Path, files: int, variants: list[str]) -> list[dict]:
+    """Raw footer fetch, plan, raw spec puts: in that order, on one emulator per variant."""
     sys.path.insert(0, str(REPO_ROOT / "tests"))  # the emulator starter the tests use
-    from gcs_emulator import gcs_emulator
+    from gcs_emulator import free_port, gcs_emulator
 
+    from bench import emulator
+
+    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
     runs = []
-    with gcs_emulator(work / "gcs-emulator.log") as url:
-        os.environ["STORAGE_EMULATOR_HOST"] = url
-        os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
-        import fsspec
-
-        fsspec.filesystem("gs", token="anon").mkdir(BUCKET)
-        upload_partition(work / "input" / "ds=2026-11-20", files)
-        uri = f"gs://{BUCKET}/input"
-        raw = run_child(work, uri, f"gs://{BUCKET}/output", "--raw-fetch")
-        planned = run_child(work, uri, f"gs://{BUCKET}/output")
-        raw["store"], planned["store"] = "gcs raw footer fetch", "gcs"
-        planned["raw_fetch_seconds"] = raw["seconds"]
-        print(line("gcs", planned), f" raw footer fetch {raw['seconds']:.2f} s, plan / raw "
-              f"{planned['seconds'] / raw['seconds']:.2f}", flush=True)
-        runs += [raw, planned]
+    for variant in variants:
+        data_dir = Path(tempfile.mkdtemp(prefix="nightshard-bench-gcs-", dir=EMULATOR_DIR))
+        port = free_port()
+        log_path = work / f"gcs-emulator-{variant}.log"
+        try:
+            started = time.perf_counter()
+            seeded = emulator.seed_storage(data_dir, BUCKET, partition_objects(work / "input" / f"ds={DS}"),
+                                           base_url=f"http://127.0.0.1:{port}")
+            seed_seconds = time.perf_counter() - started
+            with gcs_emulator(log_path, data_dir=data_dir, port=port,
+                              launcher=emulator.launcher(no_metadata_file=variant == "no-metadata-file")) as url:
+                os.environ["STORAGE_EMULATOR_HOST"] = url
+                raw = counted_child(work, log_path, variant, "--raw-fetch")
+                planned = counted_child(work, log_path, variant)
+                puts = counted_child(work, log_path, variant, "--raw-spec-puts", planned["staging"])
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        raw["store"], planned["store"], puts["store"] = "gcs raw footer fetch", "gcs", "gcs raw spec puts"
+        raw["seeded_objects"], raw["seed_seconds"] = seeded, round(seed_seconds, 3)
+        planned["raw_fetch_seconds"], planned["raw_spec_put_seconds"] = raw["seconds"], puts["seconds"]
+        planned["plan_over_raw_fetch"] = planned["seconds"] / raw["seconds"]
+        planned["plan_over_raw_fetch_and_puts"] = planned["seconds"] / (raw["seconds"] + puts["seconds"])
+        phases = planned["phase_seconds"]
+        print(line(f"gcs {variant}", planned),
+              f" footers {phases['footers']:.2f} s (raw fetch {raw['seconds']:.2f} s), specs {phases['specs']:.2f} s "
+              f"(raw puts {puts['seconds']:.2f} s); plan / raw fetch {planned['plan_over_raw_fetch']:.2f}, "
+              f"plan / (raw fetch + raw puts) {planned['plan_over_raw_fetch_and_puts']:.2f}", flush=True)
+        runs += [raw, planned, puts]
     return runs
 
 
