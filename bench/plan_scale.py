@@ -15,12 +15,15 @@ and, against the same emulator state, times the two raw costs the plan is made o
 concurrency: fetching just those footers' bytes (one ranged read per file) and uploading objects of
 the specs' names and sizes (one simple upload each). Each --gcs-variants entry is a fresh emulator:
 `stock` serves with its own code throughout; `no-metadata-file` skips its per-write rewrite of all
-objects' metadata (bench/emulator.py says why both). The emulator's requests are counted per phase.
+objects' metadata (bench/emulator.py says why both). The raw fetch and the plan share one emulator;
+the raw puts get a second one seeded alike (the same state the plan's spec phase began from). The
+emulator's requests are counted per phase.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -110,7 +113,7 @@ def child(arguments: argparse.Namespace) -> None:
     if arguments.raw_spec_puts:
         # the plan's spec objects again, same names and sizes, one bare upload each: what the spec
         # phase costs the store, without the plan's checks or its atomic-write path
-        specs = storage.list_file_sizes(storage.join(arguments.raw_spec_puts, "_specs"))
+        specs = [(uri, size) for uri, size in json.loads(Path(arguments.raw_spec_puts).read_text())]
         started = time.perf_counter()
 
         def put(entry: tuple[str, int]) -> None:
@@ -229,34 +232,52 @@ def counted_child(work: Path, log_path: Path, variant: str, *extra: str) -> dict
     return measured
 
 
-def gcs_runs(work: Path, files: int, variants: list[str]) -> list[dict]:
-    """Raw footer fetch, plan, raw spec puts: in that order, on one emulator per variant."""
+@contextlib.contextmanager
+def seeded_emulator(work: Path, variant: str, log_path: Path) -> Iterator[dict]:
+    """A fresh emulator of `variant` whose bucket holds the partition (seeded on disk, not uploaded)."""
     sys.path.insert(0, str(REPO_ROOT / "tests"))  # the emulator starter the tests use
     from gcs_emulator import free_port, gcs_emulator
 
     from bench import emulator
 
+    data_dir = Path(tempfile.mkdtemp(prefix="nightshard-bench-gcs-", dir=EMULATOR_DIR))
+    port = free_port()
+    try:
+        started = time.perf_counter()
+        seeded = emulator.seed_storage(data_dir, BUCKET, partition_objects(work / "input" / f"ds={DS}"),
+                                       base_url=f"http://127.0.0.1:{port}")
+        seed_seconds = time.perf_counter() - started
+        with gcs_emulator(log_path, data_dir=data_dir, port=port,
+                          launcher=emulator.launcher(no_metadata_file=variant == "no-metadata-file")) as url:
+            os.environ["STORAGE_EMULATOR_HOST"] = url
+            yield {"seeded_objects": seeded, "seed_seconds": round(seed_seconds, 3)}
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def gcs_runs(work: Path, files: int, variants: list[str]) -> list[dict]:
+    """Per variant: raw footer fetch then plan on one emulator, raw spec puts on a second one seeded alike.
+
+    The second emulator starts from the state the plan's spec phase started from, so the stock
+    emulator's per-write cost (it grows with the objects held) is the same for both.
+    """
+    import fsspec
+
     os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
     runs = []
     for variant in variants:
-        data_dir = Path(tempfile.mkdtemp(prefix="nightshard-bench-gcs-", dir=EMULATOR_DIR))
-        port = free_port()
         log_path = work / f"gcs-emulator-{variant}.log"
-        try:
-            started = time.perf_counter()
-            seeded = emulator.seed_storage(data_dir, BUCKET, partition_objects(work / "input" / f"ds={DS}"),
-                                           base_url=f"http://127.0.0.1:{port}")
-            seed_seconds = time.perf_counter() - started
-            with gcs_emulator(log_path, data_dir=data_dir, port=port,
-                              launcher=emulator.launcher(no_metadata_file=variant == "no-metadata-file")) as url:
-                os.environ["STORAGE_EMULATOR_HOST"] = url
-                raw = counted_child(work, log_path, variant, "--raw-fetch")
-                planned = counted_child(work, log_path, variant)
-                puts = counted_child(work, log_path, variant, "--raw-spec-puts", planned["staging"])
-        finally:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        with seeded_emulator(work, variant, log_path) as seeding:
+            raw = counted_child(work, log_path, variant, "--raw-fetch")
+            planned = counted_child(work, log_path, variant)
+            listed = fsspec.filesystem("gs", token="anon").ls(f"{planned['staging']}/_specs", detail=True)
+        specs_path = work / "spec-sizes.json"
+        specs_path.write_text(json.dumps([[f"gs://{entry['name']}", int(entry["size"])] for entry in listed]))
+        with seeded_emulator(work, variant, work / f"gcs-emulator-{variant}-puts.log"):
+            puts = counted_child(work, work / f"gcs-emulator-{variant}-puts.log", variant,
+                                 "--raw-spec-puts", str(specs_path))
         raw["store"], planned["store"], puts["store"] = "gcs raw footer fetch", "gcs", "gcs raw spec puts"
-        raw["seeded_objects"], raw["seed_seconds"] = seeded, round(seed_seconds, 3)
+        raw.update(seeding)
         planned["raw_fetch_seconds"], planned["raw_spec_put_seconds"] = raw["seconds"], puts["seconds"]
         planned["plan_over_raw_fetch"] = planned["seconds"] / raw["seconds"]
         planned["plan_over_raw_fetch_and_puts"] = planned["seconds"] / (raw["seconds"] + puts["seconds"])
