@@ -28,6 +28,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", default="1000,10000,100000")
     parser.add_argument("--real-up-to", type=int, default=10_000, help="larger sizes use synthetic footers")
     parser.add_argument("--gcs", default="", help="sizes to plan on the GCS emulator too, e.g. 1000,10000")
+    parser.add_argument("--gcs-reps", type=int, default=3,
+                        help="raw fetch + plan pairs per emulator, interleaved (medians are reported)")
     parser.add_argument("--gcs-variants", default=",".join(GCS_VARIANTS),
                         help=f"emulator variants, each a fresh emulator: {', '.join(GCS_VARIANTS)}")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
@@ -216,18 +219,20 @@ def main(argv: list[str] | None = None) -> None:
                 report["runs"].append(measured)
                 print(line("local" if real else "synth", measured), flush=True)
             if files in gcs_sizes:
-                report["runs"] += gcs_runs(work, files, variants)
+                runs, summaries = gcs_runs(work, files, variants, arguments.gcs_reps)
+                report["runs"] += runs
+                report.setdefault("gcs_summary", []).extend(summaries)
             shutil.rmtree(work, ignore_errors=True)
     if arguments.output:
         Path(arguments.output).write_text(json.dumps(report, indent=2) + "\n")
 
 
-def counted_child(work: Path, log_path: Path, variant: str, *extra: str) -> dict:
+def counted_child(work: Path, log_path: Path, variant: str, *extra: str, output: str = "output") -> dict:
     """run_child on the emulator's bucket, with the requests the emulator logged meanwhile."""
     from bench import emulator
 
     offset = log_path.stat().st_size
-    measured = run_child(work, f"gs://{BUCKET}/input", f"gs://{BUCKET}/output", *extra)
+    measured = run_child(work, f"gs://{BUCKET}/input", f"gs://{BUCKET}/{output}", *extra)
     measured["requests"] = emulator.request_counts(log_path, offset)
     measured["emulator"] = variant
     return measured
@@ -256,39 +261,66 @@ def seeded_emulator(work: Path, variant: str, log_path: Path) -> Iterator[dict]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def gcs_runs(work: Path, files: int, variants: list[str]) -> list[dict]:
-    """Per variant: raw footer fetch then plan on one emulator, raw spec puts on a second one seeded alike.
+def gcs_runs(work: Path, files: int, variants: list[str], reps: int) -> tuple[list[dict], list[dict]]:
+    """Per variant: `reps` raw footer fetches and plans, interleaved on one emulator, then raw spec
+    puts on a second emulator seeded alike; every measurement, and per variant a summary of medians.
 
-    The second emulator starts from the state the plan's spec phase started from, so the stock
-    emulator's per-write cost (it grows with the objects held) is the same for both.
+    Interleaving spreads the shared machine's drift over both sides of the ratio. Each plan writes
+    its own output prefix, so none clears another's staging. The raw puts start from the state the
+    first plan's spec phase started from; later plans start with the earlier plans' specs in the
+    bucket, which the stock emulator's writes pay for (its per-write cost grows with the objects held).
     """
     import fsspec
 
     os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
-    runs = []
+    runs, summaries = [], []
     for variant in variants:
         log_path = work / f"gcs-emulator-{variant}.log"
+        fetches, plans = [], []
         with seeded_emulator(work, variant, log_path) as seeding:
-            raw = counted_child(work, log_path, variant, "--raw-fetch")
-            planned = counted_child(work, log_path, variant)
-            listed = fsspec.filesystem("gs", token="anon").ls(f"{planned['staging']}/_specs", detail=True)
+            for rep in range(reps):
+                fetches.append(counted_child(work, log_path, variant, "--raw-fetch"))
+                plans.append(counted_child(work, log_path, variant, output=f"output-{rep}"))
+            listed = fsspec.filesystem("gs", token="anon").ls(f"{plans[0]['staging']}/_specs", detail=True)
         specs_path = work / "spec-sizes.json"
         specs_path.write_text(json.dumps([[f"gs://{entry['name']}", int(entry["size"])] for entry in listed]))
         with seeded_emulator(work, variant, work / f"gcs-emulator-{variant}-puts.log"):
             puts = counted_child(work, work / f"gcs-emulator-{variant}-puts.log", variant,
                                  "--raw-spec-puts", str(specs_path))
-        raw["store"], planned["store"], puts["store"] = "gcs raw footer fetch", "gcs", "gcs raw spec puts"
-        raw.update(seeding)
-        planned["raw_fetch_seconds"], planned["raw_spec_put_seconds"] = raw["seconds"], puts["seconds"]
-        planned["plan_over_raw_fetch"] = planned["seconds"] / raw["seconds"]
-        planned["plan_over_raw_fetch_and_puts"] = planned["seconds"] / (raw["seconds"] + puts["seconds"])
-        phases = planned["phase_seconds"]
-        print(line(f"gcs {variant}", planned),
-              f" footers {phases['footers']:.2f} s (raw fetch {raw['seconds']:.2f} s), specs {phases['specs']:.2f} s "
-              f"(raw puts {puts['seconds']:.2f} s); plan / raw fetch {planned['plan_over_raw_fetch']:.2f}, "
-              f"plan / (raw fetch + raw puts) {planned['plan_over_raw_fetch_and_puts']:.2f}", flush=True)
-        runs += [raw, planned, puts]
-    return runs
+        for rep, (raw, planned) in enumerate(zip(fetches, plans)):
+            raw.update(store="gcs raw footer fetch", rep=rep, **seeding)
+            planned.update(store="gcs", rep=rep, raw_fetch_seconds=raw["seconds"])
+        puts["store"] = "gcs raw spec puts"
+        summary = gcs_summary(variant, fetches, plans, puts)
+        print(line(f"gcs {variant}", {**plans[0], "seconds": summary["plan_seconds"]}),
+              f" medians of {reps}: footers {summary['footer_seconds']:.2f} s (raw fetch "
+              f"{summary['raw_fetch_seconds']:.2f} s), specs {summary['spec_seconds']:.2f} s (raw puts "
+              f"{puts['seconds']:.2f} s); plan / raw fetch {summary['plan_over_raw_fetch']:.2f}, "
+              f"plan / (raw fetch + raw puts) {summary['plan_over_raw_fetch_and_puts']:.2f}", flush=True)
+        runs += [*fetches, *plans, puts]
+        summaries.append(summary)
+    return runs, summaries
+
+
+def gcs_summary(variant: str, fetches: list[dict], plans: list[dict], puts: dict) -> dict:
+    """Medians over the repetitions, and the ratios the issue's goal is read by."""
+    raw = statistics.median(run["seconds"] for run in fetches)
+    plan = statistics.median(run["seconds"] for run in plans)
+    return {
+        "emulator": variant,
+        "files": plans[0]["files"],
+        "shards": plans[0]["shards"],
+        "reps": len(plans),
+        "raw_fetch_seconds": raw,
+        "footer_seconds": statistics.median(run["phase_seconds"]["footers"] for run in plans),
+        "spec_seconds": statistics.median(run["phase_seconds"]["specs"] for run in plans),
+        "plan_seconds": plan,
+        "raw_spec_put_seconds": puts["seconds"],
+        "plan_over_raw_fetch": plan / raw,
+        "footers_over_raw_fetch": statistics.median(run["phase_seconds"]["footers"] for run in plans) / raw,
+        "plan_over_raw_fetch_and_puts": plan / (raw + puts["seconds"]),
+        "first_plan_specs_over_raw_puts": plans[0]["phase_seconds"]["specs"] / puts["seconds"],
+    }
 
 
 if __name__ == "__main__":
