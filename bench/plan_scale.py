@@ -10,21 +10,30 @@ file); larger sizes use synthetic footers (no file I/O for footers; specs are st
     PYTHONPATH=plugins:. .venv/bin/python -m bench.plan_scale [--files 1000,10000,100000] [--gcs 1000,10000]
 
 --gcs plans the same partition on a real GCS API on loopback (PyPI's gcp-storage-emulator, as the
-tests use it) and, in the same run, times fetching just those footers' bytes at the same
-concurrency (one ranged read per file), so the plan's overhead over raw I/O shows.
+tests use it, started by bench.emulator: the bucket seeded on disk, a listen queue for 32 in flight)
+and, against the same emulator state, times the two raw costs the plan is made of at the same
+concurrency: fetching just those footers' bytes (one ranged read per file) and uploading objects of
+the specs' names and sizes (one simple upload each). Each --gcs-variants entry is a fresh emulator:
+`stock` serves with its own code throughout; `no-metadata-file` skips its per-write rewrite of all
+objects' metadata (bench/emulator.py says why both). The raw fetch and the plan share one emulator;
+the raw puts get a second one seeded alike (the same state the plan's spec phase began from). The
+emulator's requests are counted per phase.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +41,10 @@ ROW_GROUPS_PER_FILE = 10
 ROWS_PER_ROW_GROUP = 10_000
 MAX_MAP_LENGTH = 1024  # Airflow's default [core] max_map_length
 BUCKET = "nightshard-bench"
+DS = "2026-11-20"
+GCS_VARIANTS = ("stock", "no-metadata-file")
+# tmpfs where there is one: the stock emulator rewrites its whole metadata file (MBs) on every write
+EMULATOR_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 CONFIG = """\
 name: plan_scale
@@ -64,7 +77,7 @@ def write_template(path: Path) -> None:
 
 
 def make_partition(folder: Path, files: int) -> Path:
-    partition = folder / "input" / "ds=2026-11-20"
+    partition = folder / "input" / f"ds={DS}"
     partition.mkdir(parents=True)
     template = folder / "template.parquet"
     write_template(template)
@@ -74,21 +87,10 @@ def make_partition(folder: Path, files: int) -> Path:
     return partition
 
 
-def upload_partition(partition: Path, files: int) -> None:
-    """The same files under gs://BUCKET/input/ds=.../, uploaded 32 at a time."""
-    import fsspec
-
-    from nightshard import storage
-
-    gcs = fsspec.filesystem("gs", token="anon")
-    data = (partition.parent.parent / "template.parquet").read_bytes()
-    target = f"{BUCKET}/input/ds=2026-11-20"
-
-    def put(index: int) -> None:
-        gcs.pipe_file(f"{target}/part-{index:06d}.parquet", data)
-
-    list(storage.map_bounded(put, range(files)))
-    gcs.pipe_file(f"{target}/_SUCCESS", b"")
+def partition_objects(partition: Path) -> Iterator[tuple[str, bytes]]:
+    """(object name, bytes) of the local partition as it lies under gs://BUCKET/input/ds=.../."""
+    for path in sorted(partition.iterdir()):
+        yield f"input/ds={DS}/{path.name}", path.read_bytes()
 
 
 def child(arguments: argparse.Namespace) -> None:
@@ -104,15 +106,31 @@ def child(arguments: argparse.Namespace) -> None:
     work = Path(arguments.work)
     if arguments.raw_fetch:
         started = time.perf_counter()
-        entries = sharding.data_files(arguments.input_uri + "/ds=2026-11-20")
+        entries = sharding.data_files(arguments.input_uri + f"/ds={DS}")
         tails = storage.map_bounded(lambda e: len(storage.read_tail(e[0], e[1], sharding.FOOTER_TAIL_BYTES)), entries)
         fetched = sum(tails)
         print(json.dumps({"seconds": time.perf_counter() - started, "files": len(entries), "bytes": fetched,
                           "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
         return
+    if arguments.raw_spec_puts:
+        # the plan's spec objects again, same names and sizes, one bare upload each: what the spec
+        # phase costs the store, without the plan's checks or its atomic-write path
+        specs = [(uri, size) for uri, size in json.loads(Path(arguments.raw_spec_puts).read_text())]
+        storage.exists(specs[0][0])  # the client and its session made outside the clock, as in plan's spec phase
+        started = time.perf_counter()
+
+        def put(entry: tuple[str, int]) -> None:
+            fs, path = storage.filesystem(entry[0])
+            fs.pipe_file(path, b"x" * entry[1])
+
+        list(storage.map_bounded(put, specs))
+        print(json.dumps({"seconds": time.perf_counter() - started, "files": len(specs),
+                          "bytes": sum(size for _, size in specs),
+                          "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+        return
     if arguments.synthetic:
         footer = sharding.read_footer(str(work / "template.parquet"), (work / "template.parquet").stat().st_size)
-        partition = arguments.input_uri + "/ds=2026-11-20"
+        partition = arguments.input_uri + f"/ds={DS}"
         names = [(f"{partition}/part-{i:06d}.parquet", footer.size_bytes) for i in range(arguments.synthetic)]
         sharding.data_files = lambda uri: names
         sharding.read_footer = lambda uri, size: sharding.FileFooter(uri, size, footer.row_group_rows,
@@ -120,7 +138,7 @@ def child(arguments: argparse.Namespace) -> None:
     config_path = work / "plan_scale.yaml"
     config_path.write_text(CONFIG.format(input_uri=arguments.input_uri, output_uri=arguments.output_uri))
     config = load_pipeline_config(config_path)
-    run = RunParameters(ds="2026-11-20", model_version="v1", shard_rows=100_000, reprocess="all", dry_run=False)
+    run = RunParameters(ds=DS, model_version="v1", shard_rows=100_000, reprocess="all", dry_run=False)
     started = time.perf_counter()
     document = plan_run(config, run, run_id="bench", max_mapped_tasks=MAX_MAP_LENGTH)
     pointer = write_plan(document)
@@ -132,6 +150,7 @@ def child(arguments: argparse.Namespace) -> None:
         "shards": len(document["planned_shards"]),
         "shard_rows": document["sharding"]["shard_rows"],
         "phase_seconds": document["plan_seconds"],
+        "staging": document["staging"],
         "xcom_bytes": len(json.dumps(pointer)) + len(json.dumps(document["shards"])),
         "plan_document_bytes": storage.file_size(pointer["plan_uri"]),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -141,7 +160,9 @@ def child(arguments: argparse.Namespace) -> None:
 def run_child(work: Path, input_uri: str, output_uri: str, *extra: str) -> dict:
     command = [sys.executable, "-m", "bench.plan_scale", "--child", "--work", str(work), "--input-uri", input_uri,
                "--output-uri", output_uri, *extra]
-    environment = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'plugins'}:{REPO_ROOT}"}
+    # this checkout's plugins and worker, whichever checkout the virtualenv was installed from
+    python_path = os.pathsep.join(str(REPO_ROOT / folder) for folder in ("plugins", "worker/src", "."))
+    environment = {**os.environ, "PYTHONPATH": python_path}
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=environment, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"plan child failed:\n{done.stderr[-4000:]}")
@@ -159,9 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", default="1000,10000,100000")
     parser.add_argument("--real-up-to", type=int, default=10_000, help="larger sizes use synthetic footers")
     parser.add_argument("--gcs", default="", help="sizes to plan on the GCS emulator too, e.g. 1000,10000")
+    parser.add_argument("--gcs-reps", type=int, default=3,
+                        help="raw fetch + plan pairs per emulator, interleaved (medians are reported)")
+    parser.add_argument("--gcs-variants", default=",".join(GCS_VARIANTS),
+                        help=f"emulator variants, each a fresh emulator: {', '.join(GCS_VARIANTS)}")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--raw-fetch", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--raw-spec-puts", default="", help=argparse.SUPPRESS)
     parser.add_argument("--synthetic", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--input-uri", help=argparse.SUPPRESS)
@@ -172,6 +198,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     sizes = [int(value) for value in arguments.files.split(",") if value]
     gcs_sizes = [int(value) for value in arguments.gcs.split(",") if value]
+    variants = [value for value in arguments.gcs_variants.split(",") if value]
+    unknown = sorted(set(variants) - set(GCS_VARIANTS))
+    if unknown:
+        parser.error(f"unknown --gcs-variants {', '.join(unknown)}; choose from {', '.join(GCS_VARIANTS)}")
     report = {"max_map_length": MAX_MAP_LENGTH, "runs": []}
     print(f"{'files':>7} {'store':<6} {'rows':>14} {'shards':>6} {'seconds':>8} {'peak MiB':>8} {'ms/file':>8}")
     with tempfile.TemporaryDirectory(prefix="nightshard-bench-plan-") as temp:
@@ -190,33 +220,108 @@ def main(argv: list[str] | None = None) -> None:
                 report["runs"].append(measured)
                 print(line("local" if real else "synth", measured), flush=True)
             if files in gcs_sizes:
-                report["runs"] += gcs_runs(work, files)
+                runs, summaries = gcs_runs(work, files, variants, arguments.gcs_reps)
+                report["runs"] += runs
+                report.setdefault("gcs_summary", []).extend(summaries)
             shutil.rmtree(work, ignore_errors=True)
     if arguments.output:
         Path(arguments.output).write_text(json.dumps(report, indent=2) + "\n")
 
 
-def gcs_runs(work: Path, files: int) -> list[dict]:
+def counted_child(work: Path, log_path: Path, variant: str, *extra: str, output: str = "output") -> dict:
+    """run_child on the emulator's bucket, with the requests the emulator logged meanwhile."""
+    from bench import emulator
+
+    offset = log_path.stat().st_size
+    measured = run_child(work, f"gs://{BUCKET}/input", f"gs://{BUCKET}/{output}", *extra)
+    measured["requests"] = emulator.request_counts(log_path, offset)
+    measured["emulator"] = variant
+    return measured
+
+
+@contextlib.contextmanager
+def seeded_emulator(work: Path, variant: str, log_path: Path) -> Iterator[dict]:
+    """A fresh emulator of `variant` whose bucket holds the partition (seeded on disk, not uploaded)."""
     sys.path.insert(0, str(REPO_ROOT / "tests"))  # the emulator starter the tests use
-    from gcs_emulator import gcs_emulator
+    from gcs_emulator import free_port, gcs_emulator
 
-    runs = []
-    with gcs_emulator(work / "gcs-emulator.log") as url:
-        os.environ["STORAGE_EMULATOR_HOST"] = url
-        os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
-        import fsspec
+    from bench import emulator
 
-        fsspec.filesystem("gs", token="anon").mkdir(BUCKET)
-        upload_partition(work / "input" / "ds=2026-11-20", files)
-        uri = f"gs://{BUCKET}/input"
-        raw = run_child(work, uri, f"gs://{BUCKET}/output", "--raw-fetch")
-        planned = run_child(work, uri, f"gs://{BUCKET}/output")
-        raw["store"], planned["store"] = "gcs raw footer fetch", "gcs"
-        planned["raw_fetch_seconds"] = raw["seconds"]
-        print(line("gcs", planned), f" raw footer fetch {raw['seconds']:.2f} s, plan / raw "
-              f"{planned['seconds'] / raw['seconds']:.2f}", flush=True)
-        runs += [raw, planned]
-    return runs
+    data_dir = Path(tempfile.mkdtemp(prefix="nightshard-bench-gcs-", dir=EMULATOR_DIR))
+    port = free_port()
+    try:
+        started = time.perf_counter()
+        seeded = emulator.seed_storage(data_dir, BUCKET, partition_objects(work / "input" / f"ds={DS}"),
+                                       base_url=f"http://127.0.0.1:{port}")
+        seed_seconds = time.perf_counter() - started
+        with gcs_emulator(log_path, data_dir=data_dir, port=port,
+                          launcher=emulator.launcher(no_metadata_file=variant == "no-metadata-file")) as url:
+            os.environ["STORAGE_EMULATOR_HOST"] = url
+            yield {"seeded_objects": seeded, "seed_seconds": round(seed_seconds, 3)}
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def gcs_runs(work: Path, files: int, variants: list[str], reps: int) -> tuple[list[dict], list[dict]]:
+    """Per variant: `reps` raw footer fetches and plans, interleaved on one emulator, then raw spec
+    puts on a second emulator seeded alike; every measurement, and per variant a summary of medians.
+
+    Interleaving spreads the shared machine's drift over both sides of the ratio. Each plan writes
+    its own output prefix, so none clears another's staging. The raw puts start from the state the
+    first plan's spec phase started from; later plans start with the earlier plans' specs in the
+    bucket, which the stock emulator's writes pay for (its per-write cost grows with the objects held).
+    """
+    import fsspec
+
+    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+    runs, summaries = [], []
+    for variant in variants:
+        log_path = work / f"gcs-emulator-{variant}.log"
+        fetches, plans = [], []
+        with seeded_emulator(work, variant, log_path) as seeding:
+            for rep in range(reps):
+                fetches.append(counted_child(work, log_path, variant, "--raw-fetch"))
+                plans.append(counted_child(work, log_path, variant, output=f"output-{rep}"))
+            listed = fsspec.filesystem("gs", token="anon").ls(f"{plans[0]['staging']}/_specs", detail=True)
+        specs_path = work / "spec-sizes.json"
+        specs_path.write_text(json.dumps([[f"gs://{entry['name']}", int(entry["size"])] for entry in listed]))
+        with seeded_emulator(work, variant, work / f"gcs-emulator-{variant}-puts.log"):
+            puts = counted_child(work, work / f"gcs-emulator-{variant}-puts.log", variant,
+                                 "--raw-spec-puts", str(specs_path))
+        for rep, (raw, planned) in enumerate(zip(fetches, plans)):
+            raw.update(store="gcs raw footer fetch", rep=rep, **seeding)
+            planned.update(store="gcs", rep=rep, raw_fetch_seconds=raw["seconds"])
+        puts["store"] = "gcs raw spec puts"
+        summary = gcs_summary(variant, fetches, plans, puts)
+        print(line(f"gcs {variant}", {**plans[0], "seconds": summary["plan_seconds"]}),
+              f" medians of {reps}: footers {summary['footer_seconds']:.2f} s (raw fetch "
+              f"{summary['raw_fetch_seconds']:.2f} s), specs {summary['spec_seconds']:.2f} s (raw puts "
+              f"{puts['seconds']:.2f} s); plan / raw fetch {summary['plan_over_raw_fetch']:.2f}, "
+              f"plan / (raw fetch + raw puts) {summary['plan_over_raw_fetch_and_puts']:.2f}", flush=True)
+        runs += [*fetches, *plans, puts]
+        summaries.append(summary)
+    return runs, summaries
+
+
+def gcs_summary(variant: str, fetches: list[dict], plans: list[dict], puts: dict) -> dict:
+    """Medians over the repetitions, and the ratios the issue's goal is read by."""
+    raw = statistics.median(run["seconds"] for run in fetches)
+    plan = statistics.median(run["seconds"] for run in plans)
+    return {
+        "emulator": variant,
+        "files": plans[0]["files"],
+        "shards": plans[0]["shards"],
+        "reps": len(plans),
+        "raw_fetch_seconds": raw,
+        "footer_seconds": statistics.median(run["phase_seconds"]["footers"] for run in plans),
+        "spec_seconds": statistics.median(run["phase_seconds"]["specs"] for run in plans),
+        "plan_seconds": plan,
+        "raw_spec_put_seconds": puts["seconds"],
+        "plan_over_raw_fetch": plan / raw,
+        "footers_over_raw_fetch": statistics.median(run["phase_seconds"]["footers"] for run in plans) / raw,
+        "plan_over_raw_fetch_and_puts": plan / (raw + puts["seconds"]),
+        "first_plan_specs_over_raw_puts": plans[0]["phase_seconds"]["specs"] / puts["seconds"],
+    }
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -18,16 +18,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def emulator_executable() -> list[str]:
+    return [str(Path(sys.executable).with_name("gcp-storage-emulator"))]
+
+
 @contextlib.contextmanager
-def gcs_emulator(log_path: Path) -> Iterator[str]:
-    port = free_port()
-    executable = Path(sys.executable).with_name("gcp-storage-emulator")
+def gcs_emulator(log_path: Path, *, data_dir: Path | None = None, port: int | None = None,
+                 launcher: Sequence[str] | None = None) -> Iterator[str]:
+    """The emulator's URL while it runs: in memory by default, or serving (and writing) `data_dir`.
+
+    `launcher` replaces the `gcp-storage-emulator` command (the benchmarks start it through
+    bench.emulator); the emulator's own arguments are appended to it.
+    """
+    port = port or free_port()
+    storage = ["--data-dir", str(data_dir)] if data_dir else []
+    command = [*(launcher or emulator_executable()), *storage, "start", "--host=127.0.0.1", f"--port={port}",
+               *([] if data_dir else ["--in-memory"])]
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [str(executable), "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 30

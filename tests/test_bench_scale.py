@@ -34,6 +34,21 @@ def test_plan_scale_plans_real_and_synthetic_partitions_within_max_map_length(tm
     assert real["peak_rss_bytes"] > 0 and set(real["phase_seconds"]) == {"footers", "specs"}
 
 
+def test_plan_scale_on_gcs_measures_raw_fetch_plan_and_raw_spec_puts_against_one_emulator(tmp_path: Path) -> None:
+    output = tmp_path / "plan_scale.json"
+    run_bench("bench.plan_scale", "--files", "", "--gcs", "3", "--gcs-variants", "stock", "--gcs-reps", "1",
+              "--output", str(output))
+    report = json.loads(output.read_text())
+    raw, planned, puts = report["runs"]
+    assert (raw["store"], planned["store"], puts["store"]) == ("gcs raw footer fetch", "gcs", "gcs raw spec puts")
+    assert raw["requests"]["GET download"] == planned["requests"]["GET download"] == 3
+    assert puts["requests"]["POST upload"] == puts["files"] == planned["shards"] == 3
+    assert raw["seeded_objects"] == 4  # the files and the marker, seeded on disk, not uploaded
+    (summary,) = report["gcs_summary"]
+    assert summary["plan_over_raw_fetch"] == planned["seconds"] / raw["seconds"]
+    assert summary["raw_spec_put_seconds"] == puts["seconds"] and summary["reps"] == 1
+
+
 def test_triggerer_load_holds_deferred_pods_and_reports_memory_and_lag(tmp_path: Path) -> None:
     output = tmp_path / "triggerer.json"
     run_bench("bench.triggerer_load", "--pods", "3", "--hold", "1", "--poll-interval", "1", "--output", str(output))

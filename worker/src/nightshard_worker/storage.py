@@ -106,6 +106,13 @@ def remove_tree(directory: str) -> None:
 
 def write_bytes_atomic(uri: str, data: bytes) -> None:
     """Write the whole object or nothing: readers never see a half-written file."""
+    fs, path = resolve(uri)
+    if not isinstance(fs, LocalFileSystem):
+        # An object put is atomic by itself; bytes already in memory go up as they are (one simple
+        # upload under 5 MiB). Staging them in a temp file first cost 2.6x the put on the GCS
+        # emulator (create, write, read back in the client's event loop, unlink): bench/README.md.
+        fs.pipe_file(path, data)
+        return
     with staged_file(uri) as local_path:
         with open(local_path, "wb") as handle:
             handle.write(data)
