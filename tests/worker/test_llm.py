@@ -157,6 +157,28 @@ def test_generate_is_greedy_stops_on_stop_strings_reports_finish_and_splits_on_o
     assert split == outputs
 
 
+def test_the_shared_prefix_cache_answers_as_running_every_prompt_token(score):
+    """The prompts' common start (chat template, system message, template text) is computed once and
+    reused; answers and probabilities equal those of a handler that runs every token of every row."""
+    table = pa.table({"review": pa.array(POSITIVE[:2] + NEGATIVE[:2])})
+
+    def no_prefix_cache(handler):
+        assert len(handler.shared_prefix) > 10  # the chat template alone is longer
+        handler.shared_prefix = ()
+
+    cached, _, _, _ = score(SENTIMENT, table)
+    uncached, _, _, _ = score(SENTIMENT, table, handler_hook=no_prefix_cache)
+    assert cached["answer"] == uncached["answer"]
+    np.testing.assert_allclose(np.array(cached["label_probabilities"]), np.array(uncached["label_probabilities"]),
+                               atol=1e-4)
+    options = {"task": "generate", "prompt": "Is this review positive or negative? Review: {review}",
+               "max_new_tokens": 4}
+    generated, _, _, _ = score(options, table)
+    generated_uncached, _, _, _ = score(options, table, handler_hook=no_prefix_cache)
+    assert generated["answer"] == generated_uncached["answer"]
+    assert generated["finish_reason"] == generated_uncached["finish_reason"]
+
+
 def test_token_budget_counts_new_tokens_and_packs_rows_of_alike_prompt_length(score):
     reviews = [POSITIVE[0], "ok", NEGATIVE[0] + " " + NEGATIVE[1] * 3, "fine", POSITIVE[1] * 2, NEGATIVE[2]]
     table = pa.table({"review": pa.array(reviews)})
