@@ -271,7 +271,7 @@ def gcs_runs(work: Path, files: int, variants: list[str], reps: int) -> tuple[li
     first plan's spec phase started from; later plans start with the earlier plans' specs in the
     bucket, which the stock emulator's writes pay for (its per-write cost grows with the objects held).
     """
-    import fsspec
+    from nightshard import storage
 
     os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
     runs, summaries = [], []
@@ -282,9 +282,10 @@ def gcs_runs(work: Path, files: int, variants: list[str], reps: int) -> tuple[li
             for rep in range(reps):
                 fetches.append(counted_child(work, log_path, variant, "--raw-fetch"))
                 plans.append(counted_child(work, log_path, variant, output=f"output-{rep}"))
-            listed = fsspec.filesystem("gs", token="anon").ls(f"{plans[0]['staging']}/_specs", detail=True)
+            # not fsspec's cached listing: the same staging path held another size's specs before
+            listed = storage.list_file_sizes(f"{plans[0]['staging']}/_specs")
         specs_path = work / "spec-sizes.json"
-        specs_path.write_text(json.dumps([[f"gs://{entry['name']}", int(entry["size"])] for entry in listed]))
+        specs_path.write_text(json.dumps(listed))
         with seeded_emulator(work, variant, work / f"gcs-emulator-{variant}-puts.log"):
             puts = counted_child(work, work / f"gcs-emulator-{variant}-puts.log", variant,
                                  "--raw-spec-puts", str(specs_path))

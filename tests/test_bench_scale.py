@@ -36,15 +36,17 @@ def test_plan_scale_plans_real_and_synthetic_partitions_within_max_map_length(tm
 
 def test_plan_scale_on_gcs_measures_raw_fetch_plan_and_raw_spec_puts_against_one_emulator(tmp_path: Path) -> None:
     output = tmp_path / "plan_scale.json"
-    run_bench("bench.plan_scale", "--files", "", "--gcs", "3", "--gcs-variants", "stock", "--gcs-reps", "1",
+    run_bench("bench.plan_scale", "--files", "", "--gcs", "2,3", "--gcs-variants", "stock", "--gcs-reps", "1",
               "--output", str(output))
     report = json.loads(output.read_text())
-    raw, planned, puts = report["runs"]
+    two_files = report["runs"][2]  # each size's spec puts are that size's specs, not an earlier size's
+    assert (two_files["store"], two_files["files"], two_files["requests"]["POST upload"]) == ("gcs raw spec puts", 2, 2)
+    raw, planned, puts = report["runs"][3:]
     assert (raw["store"], planned["store"], puts["store"]) == ("gcs raw footer fetch", "gcs", "gcs raw spec puts")
     assert raw["requests"]["GET download"] == planned["requests"]["GET download"] == 3
     assert puts["requests"]["POST upload"] == puts["files"] == planned["shards"] == 3
     assert raw["seeded_objects"] == 4  # the files and the marker, seeded on disk, not uploaded
-    (summary,) = report["gcs_summary"]
+    summary = report["gcs_summary"][1]
     assert summary["plan_over_raw_fetch"] == planned["seconds"] / raw["seconds"]
     assert summary["raw_spec_put_seconds"] == puts["seconds"] and summary["reps"] == 1
 
