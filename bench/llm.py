@@ -11,8 +11,8 @@
 Reviews have long-tailed lengths, as real ones do, which is what length sorting is for. Tokens are
 the prompt tokens (not padding) plus the tokens generated. Every variant runs `--reps` times,
 interleaved (W C N, N C W, ...), after one untimed pass over the biggest batch; tokens/s are from
-the median seconds. Prints one JSON document with tokens/s per variant, the ratios (of medians and
-per repetition), the load average, the two plans' padded tokens, and whether the variants' answers
+the median seconds. Prints one JSON document with tokens/s per variant (per wall and per CPU
+second), the ratios (of medians and per repetition), the load average, the two plans' padded tokens, and whether the variants' answers
 agree; targets: worker >= 0.85 x ceiling, worker >= 2 x naive.
 """
 
@@ -119,12 +119,15 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
 
     variants = {"worker": worker, "ceiling": ceiling, "naive": naive}
     seconds: dict[str, list[float]] = {name: [] for name in variants}
+    cpu_seconds: dict[str, list[float]] = {name: [] for name in variants}
     preprocess_seconds: list[float] = []
     outputs: dict[str, dict] = {}
     for rep in range(reps):
         # Interleaved (W C N, N C W, ...) so the machine's drift falls on every variant alike.
         for name in (list(variants) if rep % 2 == 0 else list(reversed(variants))):
+            cpu_started = time.process_time()
             elapsed, extra = variants[name]()
+            cpu_seconds[name].append(time.process_time() - cpu_started)
             seconds[name].append(elapsed)
             outputs[name] = extra["outputs"]
             if name == "worker":
@@ -145,6 +148,10 @@ def run(task: str, rows: int, device_name: str, threads: int, batch_size: int, m
         "tokens": tokens["worker"],
         "tokens_per_second": speed,
         "seconds": {"median": median_seconds, "every_rep": seconds},
+        # This process's CPU time per variant: on a shared machine wall time also holds the waits for
+        # a core, CPU time does not, so the two agreeing says the clock measured the work.
+        "cpu_seconds_median": {name: float(np.median(values)) for name, values in cpu_seconds.items()},
+        "tokens_per_cpu_second": {name: tokens[name] / float(np.median(cpu_seconds[name])) for name in variants},
         "worker_preprocess_seconds": float(np.median(preprocess_seconds)),
         "plan": plan_figures(plans, shared_prefix, handler.llm.new_tokens),
         "same_answers": {name: _same_answers(outputs["worker"], outputs[name]) for name in ("ceiling", "naive")},

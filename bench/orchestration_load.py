@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import secrets
 import statistics
 import subprocess
@@ -137,10 +138,30 @@ def measure(database_url: str, run_id: str, parallelism: int) -> dict:
     return report
 
 
+def stack_cpu_seconds(stack: AirflowStack) -> float:
+    """Core-seconds used so far by the stack's processes and everything they started: each live
+    process's own time plus its reaped children's (a task process's, and its worker's, once waited
+    for), so every process is counted once."""
+    import psutil
+
+    total = 0.0
+    for process in stack.processes.values():
+        try:
+            root = psutil.Process(process.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for member in tree:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 def score_outside_airflow(stack: AirflowStack, pipelines: Path) -> int:
     """Plan as the DAG will, then leave every shard committed: output, result and id index."""
-    import os
-
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -226,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         wait_for_dag(stack, DAG_ID, timeout=300)
         if arguments.committed:
             print(f"scored {score_outside_airflow(stack, pipelines)} shards outside Airflow", flush=True)
+        cpu_before, load_samples = stack_cpu_seconds(stack), []
         run_id = stack.trigger(DAG_ID, DS, "orchestration_load")
         started = time.monotonic()
         state = "running"
@@ -234,12 +256,18 @@ def main(argv: list[str] | None = None) -> None:
             if state in ("success", "failed"):
                 break
             time.sleep(15)
+            load_samples.append(os.getloadavg()[0])
             progress = measure(database_url, run_id, arguments.parallelism)
             print(f"{time.monotonic() - started:7.0f} s: {progress['shards_finished']}/{progress['shards']} shards",
                   flush=True)
         report = measure(database_url, run_id, arguments.parallelism)
         report.update({"committed_before_the_run": arguments.committed, "run_state": state, "trigger_to_end_seconds": round(time.monotonic() - started, 1),
                        "shard_rows": arguments.shard_rows})
+        stack_cpu = stack_cpu_seconds(stack) - cpu_before
+        report["stack_core_seconds"] = round(stack_cpu, 1)
+        report["stack_core_seconds_per_shard"] = round(stack_cpu / max(1, report["shards"]), 2)
+        report["load_average_median"] = round(statistics.median(load_samples), 1) if load_samples else None
+        report["cores"] = os.cpu_count()
         print(json.dumps(report, indent=2))
         if arguments.output:
             Path(arguments.output).write_text(json.dumps(report, indent=2) + "\n")

@@ -179,6 +179,38 @@ def test_the_shared_prefix_cache_answers_as_running_every_prompt_token(score):
     assert generated["finish_reason"] == generated_uncached["finish_reason"]
 
 
+def test_a_batch_with_a_row_off_the_cached_prefix_runs_from_its_first_token(score):
+    """The cache is used only for a batch whose every row starts with the cached tokens: here the
+    cached prefix is made one token longer than the template's, the first word of one review, so a
+    batch holding another review must run whole and still answer as a handler without a cache."""
+    table = pa.table({"review": pa.array([POSITIVE[0], NEGATIVE[0], POSITIVE[0] + " " + POSITIVE[1]])})
+    offsets = []
+
+    def prefix_one_token_into_the_first_review(handler):
+        first = handler.prompt_ids(handler.llm.prompt.render({"review": POSITIVE[0]}))
+        handler.shared_prefix = tuple(first[:len(handler.shared_prefix) + 1])
+        reusable = handler._reusable_prefix
+
+        def recorded(ids, lengths):
+            offsets.append(reusable(ids, lengths))
+            return offsets[-1]
+        handler._reusable_prefix = recorded
+
+    def no_prefix_cache(handler):
+        handler.shared_prefix = ()
+
+    for batch_size in (1, 3):  # alone each row is on or off the prefix; together the batch is off it
+        offsets.clear()
+        cached, _, _, _ = score(SENTIMENT, table, batch_size=batch_size,
+                                handler_hook=prefix_one_token_into_the_first_review)
+        uncached, _, _, _ = score(SENTIMENT, table, batch_size=batch_size, handler_hook=no_prefix_cache)
+        assert cached["answer"] == uncached["answer"] == ["positive", "negative", "positive"]
+        np.testing.assert_allclose(np.array(cached["label_probabilities"]),
+                                   np.array(uncached["label_probabilities"]), atol=1e-4)
+        used = sorted(offset > 0 for offset in offsets)
+        assert used == ([False, True, True] if batch_size == 1 else [False])
+
+
 def test_token_budget_counts_new_tokens_and_packs_rows_of_alike_prompt_length(score):
     reviews = [POSITIVE[0], "ok", NEGATIVE[0] + " " + NEGATIVE[1] * 3, "fine", POSITIVE[1] * 2, NEGATIVE[2]]
     table = pa.table({"review": pa.array(reviews)})
