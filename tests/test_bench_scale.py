@@ -58,3 +58,15 @@ def test_triggerer_load_holds_deferred_pods_and_reports_memory_and_lag(tmp_path:
     assert report["pods"] == 3 and report["events_ok"] == 3
     assert report["peak_rss_bytes"] >= report["rss_before_bytes"] > 0
     assert set(report["lag_while_held_ms"]) == {"p50", "p99", "max"}
+
+
+def test_unique_ids_bench_finds_the_planted_duplicates_holding_about_one_bucket(tmp_path: Path) -> None:
+    output = tmp_path / "unique_ids.json"
+    run_bench("bench.unique_ids", "--shards", "4", "--ids-per-shard", "3000", "--buckets", "6",
+              "--workdir", str(tmp_path), "--output", str(output))
+    report = json.loads(output.read_text())
+    assert not report["check_passed"] and report["duplicates_reported"] == report["duplicates_planted"] == 3
+    assert "part-00001.parquet row group 0 row 1" in report["check_detail"]  # the duplicate inside a row group
+    assert report["check_bucket_reads"] == 4 * 6
+    assert report["check_most_ids_held"] < report["ids"] / 3  # about a sixth: one bucket, never the column
+    assert list(tmp_path.iterdir()) == [output]  # inputs and indexes are deleted
