@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 ROW_GROUPS_PER_SHARD = 10
@@ -86,18 +87,19 @@ def check(workdir: str, shard_ids: list[str], buckets: int) -> dict:
 
 
 def bucket_sizes(workdir: str, shard_ids: list[str], buckets: int) -> tuple[int, int]:
-    """(bucket reads, most ids one bucket holds over all shards), from the indexes' footers only."""
+    """(bucket reads, most ids one bucket holds over all shards), from the indexes' footers only:
+    the check reads bucket b of every shard holding it and holds their ids together."""
     import pyarrow.parquet as pq
 
-    from nightshard_worker.id_index import BUCKETS_METADATA_KEY, index_uri
+    from nightshard.validation.id_check import _open_index
 
     per_bucket = [0] * buckets
     reads = 0
     for shard_id in shard_ids:
-        parquet = pq.ParquetFile(index_uri(os.path.join(workdir, "_ids"), shard_id))
-        mapping = json.loads(parquet.schema_arrow.metadata[BUCKETS_METADATA_KEY])
-        for bucket, group in mapping["row_groups"].items():
-            per_bucket[int(bucket)] += parquet.metadata.row_group(group).num_rows
+        index = _open_index(os.path.join(workdir, "_ids"), shard_id, buckets)
+        metadata = pq.ParquetFile(index.uri).metadata
+        for bucket, group in index.row_groups.items():
+            per_bucket[bucket] += metadata.row_group(group).num_rows
             reads += 1
     return reads, max(per_bucket)
 
@@ -107,8 +109,8 @@ def run(shards: int, ids_per_shard: int, buckets: int, workdir: str, processes: 
     spawn = multiprocessing.get_context("spawn")
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=processes, mp_context=spawn) as pool:
-        written = list(pool.map(write_shard, *zip(*[(workdir, index, shards, ids_per_shard, buckets)
-                                                     for index in range(shards)]), chunksize=4))
+        shard_writer = partial(write_shard, workdir, shards=shards, ids_per_shard=ids_per_shard, buckets=buckets)
+        written = list(pool.map(shard_writer, range(shards), chunksize=4))
     build_seconds = time.perf_counter() - started
     shard_ids = [shard["shard_id"] for shard in written]
     reads, largest_bucket = bucket_sizes(workdir, shard_ids, buckets)

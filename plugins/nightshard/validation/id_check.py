@@ -1,10 +1,8 @@
 """Uniqueness of the run's ids, checked one hash bucket at a time from the workers' id indexes.
 
 Each worker wrote its shard's ids, bucketed by hash (nightshard_worker.id_index). Equal ids always
-share a bucket, so reading bucket b of every shard and counting there finds every duplicate; the
-largest thing held in memory is one bucket's ids (about input rows / buckets), never the column.
-At a billion ids (1,024 shards, 201 buckets) the check held at most 0.5 % of them at once
-(bench.unique_ids).
+share a bucket, so reading bucket b of every shard and finding repeats there finds every duplicate;
+the largest thing held in memory is one bucket's ids (about input rows / buckets), never the column.
 """
 
 from __future__ import annotations
